@@ -1,0 +1,55 @@
+"""Agents turn a console request's ``target`` into something guacd can connect to.
+
+An agent is any object with ``name`` and ``async resolve(target) -> Resolved``. The core only
+looks agents up here, by name; third-party agents register through the ``guacbridge.agents``
+entry-point group (a factory taking the Settings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any, Protocol
+
+from ..config import Settings
+from ..grants import Target
+
+log = logging.getLogger(__name__)
+
+
+class AgentError(Exception):
+    """The request cannot be resolved. ``status`` is the HTTP status that fits (400 bad
+    request, 404 no such machine, 409 not running, 502 upstream refused); ``details`` is safe
+    to show the caller and names the way out."""
+
+    def __init__(self, status: int, details: str) -> None:
+        super().__init__(details)
+        self.status = status
+        self.details = details
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    target: Target
+    expires_at: float | None = None   # when the credentials stop working (e.g. an oVirt ticket)
+
+
+class Agent(Protocol):
+    name: str
+
+    async def resolve(self, target: Mapping[str, Any]) -> Resolved: ...
+
+
+def load_agents(settings: Settings) -> dict[str, Agent]:
+    """The built-in agents plus every installed entry point of ``guacbridge.agents``."""
+    from .static import StaticAgent
+    agents: dict[str, Agent] = {"static": StaticAgent()}
+    for entry in metadata.entry_points(group="guacbridge.agents"):
+        if entry.name in agents:
+            continue
+        try:
+            agents[entry.name] = entry.load()(settings)
+        except Exception:
+            log.exception("agent plug-in %s could not be loaded; it is not offered", entry.name)
+    return agents

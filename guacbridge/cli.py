@@ -1,0 +1,219 @@
+"""The ``guacbridge`` command: serve, demo, console, probe.
+
+Each subcommand is a thin shell over the same pieces the service uses; options become
+Settings overrides, so ``GUACBRIDGE_*`` and the TOML file work here too.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import pathlib
+import secrets
+import sys
+import tempfile
+from typing import Any
+
+from . import __version__, config
+
+EXAMPLES = {
+    "serve": "GUACBRIDGE_API_KEYS=portal:s3cret guacbridge serve --listen 127.0.0.1:8080",
+    "demo": "guacbridge demo            # local guacd + demo desktop, prints a console URL",
+    "console": "guacbridge console create --host 10.0.0.5 --port 5901 --password-file pw.txt",
+    "probe": "guacbridge probe --host 10.0.0.5 --port 5901 --password-file pw.txt",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except config.ConfigError as e:
+        print(f"guacbridge: configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="guacbridge", description="One-time browser consoles "
+                                "through guacd (Apache Guacamole's proxy daemon).")
+    p.add_argument("--version", action="version", version=f"guacbridge {__version__}")
+    p.add_argument("--config", help="TOML config file (default: $GUACBRIDGE_CONFIG)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_,
+                              epilog=f"example:\n  {EXAMPLES[name.split()[0]]}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    s = command("serve", "run the HTTP API, console page and tunnel")
+    _server_options(s)
+    s.set_defaults(func=_serve)
+
+    d = command("demo", "run a local guacd, a demo desktop and the service; print a console URL")
+    _server_options(d)
+    d.set_defaults(func=_demo)
+
+    c = command("console", "make a direct console from the command line and print its URL")
+    csub = c.add_subparsers(dest="action", required=True)
+    create = csub.add_parser("create", help="create a console", epilog=f"example:\n  "
+                             f"{EXAMPLES['console']}",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    _target_options(create)
+    create.add_argument("--public-url", help="base URL put in the reply")
+    create.add_argument("--data-dir", help="the grant store's folder (the server's)")
+    create.add_argument("--user", help="the end user's name (shown to guacd)")
+    create.add_argument("--ttl", type=int, help="seconds within which the URL must be opened")
+    create.add_argument("--json", action="store_true", help="print the whole reply as JSON")
+    create.set_defaults(func=_console_create)
+
+    pr = command("probe", "handshake with a target through guacd and report how it went")
+    _target_options(pr)
+    pr.add_argument("--guacd", help="guacd host:port (default: the first configured)")
+    pr.add_argument("--timeout", type=float, default=15.0)
+    pr.set_defaults(func=_probe)
+    return p
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listen", help="host:port (default 127.0.0.1:8080)")
+    p.add_argument("--public-url", help="base URL put in replies")
+    p.add_argument("--data-dir", help="where the SQLite grant store lives (default ./var)")
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", default="vnc", choices=["vnc", "rdp", "ssh", "telnet"])
+    p.add_argument("--host", required=True, help="the console's address")
+    p.add_argument("--port", type=int, help="the console's port (default per protocol)")
+    p.add_argument("--username")
+    p.add_argument("--password-file", help="file holding the password ('-' = stdin); "
+                   "never pass a password on the command line")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="another guacd parameter, e.g. --param color-depth=16")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> config.Settings:
+    options = {name: getattr(args, name, None) for name in ("listen", "public_url", "data_dir")}
+    options.update(extra)
+    return config.load(path=args.config, **options)
+
+
+def _target(args: argparse.Namespace) -> dict[str, Any]:
+    target: dict[str, Any] = {"agent": "static", "protocol": args.protocol,
+                              "hostname": args.host}
+    if args.port:
+        target["port"] = args.port
+    if args.username:
+        target["username"] = args.username
+    if args.password_file:
+        text = sys.stdin.read() if args.password_file == "-" else \
+            pathlib.Path(args.password_file).read_text()
+        target["password"] = text.rstrip("\r\n")
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"guacbridge: --param takes NAME=VALUE, not {item!r}")
+        target[name] = value
+    return target
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from . import service
+    asyncio.run(service.run(_settings(args)))
+    return 0
+
+
+def _console_create(args: argparse.Namespace) -> int:
+    from . import service
+    from .consoles import ConsoleError
+    settings = _settings(args)
+    request: dict[str, Any] = {"target": _target(args), "user": args.user, "ttl": args.ttl}
+    try:
+        reply = asyncio.run(service.build(settings).open(
+            {k: v for k, v in request.items() if v is not None}, owner="cli"))
+    except ConsoleError as e:
+        print(f"guacbridge: {e.details}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply, indent=2) if args.json else reply["url"])
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from . import parameters
+    from .probe import probe
+    settings = _settings(args)
+    target = _target(args)
+    protocol = target.pop("protocol")
+    target.pop("agent")
+    try:
+        params = parameters.validate(protocol, target)
+    except parameters.InvalidParameters as e:
+        print(f"guacbridge: {e}", file=sys.stderr)
+        return 2
+    address = config.parse_address(args.guacd) if args.guacd else settings.guacd[0]
+    result = probe(address, protocol, params, args.timeout)
+    print(json.dumps({"ok": result.ok, "message": result.message, "status": result.status,
+                      "ready_seconds": _round(result.ready_seconds),
+                      "first_frame_seconds": _round(result.first_frame_seconds)}))
+    return 0 if result.ok else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import demo, service
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="guacbridge-demo-"))
+    parts: list[Any] = []
+    try:
+        guacd = demo.start_guacd(workdir / "guacd")
+        parts.append(guacd)
+        desktop = demo.start_desktop(workdir / "desktop", password=secrets.token_hex(4))
+        parts.append(desktop)
+        settings = _settings(args, guacd=[(guacd.host, guacd.port)],
+                             data_dir=args.data_dir or str(workdir / "data"))
+        consoles = service.build(settings)
+
+        def announce(consoles: Any) -> None:
+            asyncio.ensure_future(_announce(consoles, desktop))
+        asyncio.run(service.run(settings, consoles, on_ready=announce))
+    except (demo.PartMissing, demo.PartFailed) as e:
+        print(f"guacbridge demo: {e}", file=sys.stderr)
+        return 1
+    finally:
+        for part in reversed(parts):
+            part.stop()
+    return 0
+
+
+async def _announce(consoles: Any, desktop: Any) -> None:
+    password_file = desktop.workdir / "password.txt"
+    password_file.touch(0o600)
+    password_file.write_text(desktop.password)
+    target = {"agent": "static", "protocol": "vnc", "hostname": desktop.host,
+              "port": desktop.port, "password": desktop.password}
+    reply = await consoles.open({"target": target, "user": "demo", "ttl": 3600}, owner="demo")
+    settings = consoles.settings
+    print(f"""
+guacbridge demo is running (Ctrl-C stops it).
+
+  Open this console URL in a browser; it works once, within an hour:
+
+    {reply['url']}
+
+  Another console for the same desktop:
+
+    guacbridge console create --data-dir {settings.data_dir} --public-url {settings.base_url} \\
+        --host {desktop.host} --port {desktop.port} --password-file {password_file}
+""", flush=True)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

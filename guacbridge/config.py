@@ -1,0 +1,209 @@
+"""The one settings object: a TOML file plus ``GUACBRIDGE_*`` environment overrides.
+
+Nothing else in guacbridge reads the environment. The variable names and defaults below are
+a contract that operators' scripts rely on (DESIGN.md, "Configuration contract"); the
+environment wins over the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the setting and what was expected."""
+
+
+Address = tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    listen: Address = ("127.0.0.1", 8080)
+    public_url: str = ""                      # derived from listen when empty
+    guacd: tuple[Address, ...] = (("127.0.0.1", 4822),)
+    api_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    data_dir: pathlib.Path = pathlib.Path("var")
+    mysql_url: str | None = None
+    guacamole_db_url: str | None = None
+    amqp_url: str | None = None
+    # Console lifetime: first use within use_by seconds, then a session of duration seconds,
+    # extendable up to max_duration seconds after first use in total.
+    use_by: int = 120
+    duration: int = 7200
+    max_duration: int = 8 * 3600
+    handshake_timeout: float = 15.0
+    log_level: str = "info"
+    agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        """Public base URL without a trailing slash: scheme, host, port and path prefix."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, port = self.listen
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{_bracket(host)}:{port}"
+
+    @property
+    def sqlite_path(self) -> pathlib.Path:
+        return self.data_dir / "guacbridge.sqlite3"
+
+
+ENV = {
+    "GUACBRIDGE_LISTEN": "listen",
+    "GUACBRIDGE_PUBLIC_URL": "public_url",
+    "GUACBRIDGE_GUACD": "guacd",
+    "GUACBRIDGE_API_KEYS": "api_keys",
+    "GUACBRIDGE_DATA_DIR": "data_dir",
+    "GUACBRIDGE_MYSQL_URL": "mysql_url",
+    "GUACBRIDGE_GUACAMOLE_DB_URL": "guacamole_db_url",
+    "GUACBRIDGE_AMQP_URL": "amqp_url",
+    "GUACBRIDGE_LOG_LEVEL": "log_level",
+}
+
+
+def load(env: Mapping[str, str] | None = None, path: str | os.PathLike | None = None,
+         **overrides: Any) -> Settings:
+    """Build Settings from the TOML file (``GUACBRIDGE_CONFIG`` or *path*), then the
+    environment, then explicit *overrides* (command-line options)."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    path = path or env.get("GUACBRIDGE_CONFIG")
+    if path:
+        raw.update(_read_toml(pathlib.Path(path)))
+    for var, field in ENV.items():
+        if env.get(var, "") != "":
+            raw[field] = env[var]
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return _build(raw)
+
+
+def _read_toml(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    flat = dict(doc.get("guacbridge", {}))
+    consoles = doc.get("consoles", {})
+    for key in ("use_by", "duration", "max_duration"):
+        if key in consoles:
+            flat[key] = consoles[key]
+    if "agents" in doc:
+        flat["agents"] = doc["agents"]
+    return flat
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        parse = _PARSERS.get(name)
+        try:
+            values[name] = parse(value) if parse else value
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"setting {name!r}: {e}") from None
+    settings = Settings(**values)
+    if not settings.use_by > 0 or not 0 < settings.duration <= settings.max_duration:
+        raise ConfigError("need use_by > 0 and 0 < duration <= max_duration (seconds)")
+    return settings
+
+
+def parse_address(value: str | tuple, default_host: str = "127.0.0.1") -> Address:
+    """``host:port``, ``[v6]:port`` or ``:port`` → (host, port)."""
+    if isinstance(value, (tuple, list)):
+        host, port = value
+        return str(host), _port(port)
+    text = str(value).strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"expected [host]:port, got {text!r}")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ValueError(f"expected host:port, got {text!r}")
+    return host or default_host, _port(port)
+
+
+def _port(value: Any) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return port
+
+
+def _addresses(value: str | list) -> tuple[Address, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = tuple(parse_address(item) for item in items if str(item).strip())
+    if not out:
+        raise ValueError("at least one host:port is needed")
+    return out
+
+
+def _api_keys(value: str | Mapping) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    keys: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in value.split(","))):
+        name, sep, secret = item.partition(":")
+        if not sep or not name or not secret:
+            raise ValueError("API keys are name:secret pairs, comma-separated")
+        keys[name] = secret
+    return keys
+
+
+def _url(value: str) -> str | None:
+    value = str(value).strip()
+    if not value:
+        return None
+    if not urlsplit(value).scheme:
+        raise ValueError("expected a URL with a scheme")
+    return value
+
+
+def _public_url(value: str) -> str:
+    value = str(value).strip()
+    if value and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _positive(value: Any) -> int:
+    n = int(value)
+    if n <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return n
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+_PARSERS = {
+    "listen": parse_address,
+    "public_url": _public_url,
+    "guacd": _addresses,
+    "api_keys": _api_keys,
+    "data_dir": pathlib.Path,
+    "mysql_url": _url,
+    "guacamole_db_url": _url,
+    "amqp_url": _url,
+    "use_by": _positive,
+    "duration": _positive,
+    "max_duration": _positive,
+    "handshake_timeout": float,
+    "log_level": lambda v: str(v).lower(),
+}

@@ -1,0 +1,228 @@
+"""The core: open, inspect, extend and close consoles; start and end their sessions.
+
+The HTTP API and the broker both call :class:`Consoles` and nothing below it, so a console
+opened either way follows the same rules. A failure the caller should see is a
+:class:`ConsoleError` with an HTTP status and a ``details`` text that never holds a secret.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import grants
+from .agents import Agent, AgentError
+from .config import Settings
+from .grants import Grant, GrantStore, Refused
+
+log = logging.getLogger(__name__)
+
+SINKS = ("direct",)
+_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration"}
+Stopper = Callable[[str], None]
+
+
+class ConsoleError(Exception):
+    def __init__(self, status: int, details: str) -> None:
+        super().__init__(details)
+        self.status = status
+        self.details = details
+
+
+class Consoles:
+    def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.agents = dict(agents)
+        self.clock = clock
+        self._live: dict[str, set[Stopper]] = {}
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def open(self, request: Any, owner: str) -> dict[str, Any]:
+        """Validate a console request, resolve its target, issue a grant; the reply body."""
+        if not isinstance(request, Mapping):
+            raise ConsoleError(400, "the request body must be a JSON object")
+        unknown = sorted(set(request) - _REQUEST_FIELDS)
+        if unknown:
+            raise ConsoleError(400, f"unknown field(s): {', '.join(unknown)}")
+        target = request.get("target")
+        if not isinstance(target, Mapping):
+            raise ConsoleError(400, "target is required: an object with agent, protocol, hostname…")
+        sink = request.get("sink") or "direct"
+        if sink not in SINKS:
+            raise ConsoleError(400 if sink != "guacamole" else 501,
+                               f"sink {sink!r} is not available; use one of: {', '.join(SINKS)}")
+        user = _optional_text(request, "user", 128)
+        extra = _optional_text(request, "extra_token", 256)
+        ttl = _seconds(request, "ttl", self.settings.use_by, 3600)
+        duration = _seconds(request, "max_duration", self.settings.duration,
+                            self.settings.max_duration)
+
+        agent_name = target.get("agent", "static")
+        agent = self.agents.get(agent_name) if isinstance(agent_name, str) else None
+        if agent is None:
+            raise ConsoleError(400, f"unknown agent {agent_name!r}; available: "
+                                    f"{', '.join(sorted(self.agents))}")
+        try:
+            resolved = await agent.resolve(target)
+        except AgentError as e:
+            raise ConsoleError(e.status, e.details) from None
+
+        now = self.clock()
+        use_by = now + ttl
+        if resolved.expires_at is not None:
+            use_by = min(use_by, resolved.expires_at)
+        token = grants.new_token()
+        grant = Grant(id=grants.new_id(), target=resolved.target, owner=owner, user=user,
+                      created_at=now, use_by=use_by, duration=duration,
+                      max_duration=self.settings.max_duration, has_extra=extra is not None)
+        await asyncio.to_thread(self.store.issue, grant, grants.hash_token(token),
+                                grants.hash_token(extra) if extra is not None else None)
+        log.info("console %s opened for %s (%s, owner %s)", grant.id, user or "-",
+                 grant.target.protocol, owner)
+        return self.reply(grant, token=token, extra=extra)
+
+    async def get(self, console_id: str) -> dict[str, Any]:
+        return self.reply(await self._grant(console_id))
+
+    async def extend(self, console_id: str, seconds: Any) -> dict[str, Any]:
+        """Push the session end back by *seconds*, never past the hard cap."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise ConsoleError(400, "seconds must be a positive whole number")
+        grant = await self._grant(console_id)
+        now = self.clock()
+        state = grant.state(now)
+        if state in ("closed", "expired"):
+            raise ConsoleError(409, f"console {console_id} has {state}; open a new one")
+        if grant.consumed_at is None:
+            updated = await asyncio.to_thread(
+                self.store.set_deadline, console_id,
+                duration=min(grant.duration + seconds, grant.max_duration))
+        else:
+            deadline = min(max(grant.deadline or now, now) + seconds, grant.hard_deadline)
+            updated = await asyncio.to_thread(self.store.set_deadline, console_id,
+                                              deadline=deadline)
+        log.info("console %s extended by %d s", console_id, seconds)
+        return self.reply(updated or grant)
+
+    async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
+        await self._grant(console_id)
+        grant = await asyncio.to_thread(self.store.close, console_id, reason, self.clock())
+        self._stop_live(console_id, reason)
+        log.info("console %s closed: %s", console_id, reason)
+        return self.reply(grant)
+
+    # -- sessions (the tunnel) -----------------------------------------------------------
+
+    async def start_session(self, token: str, extra: str | None) -> Grant:
+        """Consume a one-time token; Refused says why not, in words fit for the browser."""
+        if not token:
+            raise Refused("no console token was given")
+        return await asyncio.to_thread(
+            self.store.consume, grants.hash_token(token),
+            grants.hash_token(extra) if extra else None, self.clock())
+
+    def attach(self, console_id: str, stop: Stopper) -> Callable[[], None]:
+        """Register a live tunnel so that close() and the sweeper can end it."""
+        self._live.setdefault(console_id, set()).add(stop)
+
+        def detach() -> None:
+            stoppers = self._live.get(console_id)
+            if stoppers is not None:
+                stoppers.discard(stop)
+                if not stoppers:
+                    del self._live[console_id]
+        return detach
+
+    async def end_session(self, console_id: str, reason: str) -> None:
+        await asyncio.to_thread(self.store.close, console_id, reason, self.clock())
+        log.info("console %s ended: %s", console_id, reason)
+
+    async def current(self, console_id: str) -> Grant | None:
+        return await asyncio.to_thread(self.store.get, console_id)
+
+    async def sweep_forever(self, interval: float = 5.0) -> None:
+        """Close expired grants and the tunnels still open on them."""
+        while True:
+            try:
+                for console_id in await asyncio.to_thread(self.store.expire, self.clock()):
+                    self._stop_live(console_id, "time limit reached")
+            except Exception:
+                log.exception("expiry sweep failed; retrying")
+            await asyncio.sleep(interval)
+
+    def stop_all(self, reason: str) -> None:
+        for console_id in list(self._live):
+            self._stop_live(console_id, reason)
+
+    def live_count(self, console_id: str) -> int:
+        return len(self._live.get(console_id, ()))
+
+    # -- replies ------------------------------------------------------------------------
+
+    def reply(self, grant: Grant, token: str | None = None,
+              extra: str | None = None) -> dict[str, Any]:
+        """The CloudStack-style body shared by the API and the broker."""
+        base = self.settings.base_url
+        body: dict[str, Any] = {
+            "result": True, "details": None, "id": grant.id,
+            "state": grant.state(self.clock()),
+            "url": f"{base}/console/{grant.id}",
+            "expires_at": _iso(grant.deadline if grant.consumed_at else grant.use_by),
+            "target": grant.target.public(), "owner": grant.owner, "user": grant.user,
+            "created_at": _iso(grant.created_at), "use_by": _iso(grant.use_by),
+            "started_at": _iso(grant.consumed_at), "deadline": _iso(grant.deadline),
+            "max_deadline": _iso(grant.hard_deadline), "closed_at": _iso(grant.closed_at),
+            "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
+        }
+        if token is not None:
+            split = urlsplit(base)
+            secure = split.scheme == "https"
+            body["url"] += f"#token={token}"
+            body["websocket"] = {
+                "host": split.hostname, "port": split.port or (443 if secure else 80),
+                "path": f"{split.path}/tunnel", "secure": secure,
+                "token": token, "extra": extra,
+            }
+        return body
+
+    async def _grant(self, console_id: str) -> Grant:
+        grant = await asyncio.to_thread(self.store.get, console_id)
+        if grant is None:
+            raise ConsoleError(404, f"no console with id {console_id}")
+        return grant
+
+    def _stop_live(self, console_id: str, reason: str) -> None:
+        for stop in list(self._live.get(console_id, ())):
+            stop(reason)
+
+
+def _optional_text(request: Mapping, name: str, limit: int) -> str | None:
+    value = request.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise ConsoleError(400, f"{name} must be a string of 1 to {limit} characters")
+    return value
+
+
+def _seconds(request: Mapping, name: str, default: int, limit: int) -> int:
+    value = request.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+        raise ConsoleError(400, f"{name} must be a whole number of seconds from 1 to {limit}")
+    return value
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
+        timespec="seconds").replace("+00:00", "Z")

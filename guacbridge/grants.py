@@ -1,0 +1,102 @@
+"""Console grants: the one-time token that opens a console, and the console's lifetime.
+
+A token is random (256 bits), shown once in the reply and never stored or logged: stores keep
+only its SHA-256. Consuming it is one atomic conditional UPDATE in the store, so two browsers
+racing with the same URL cannot both win. This module owns the data and the rules; the stores
+(``guacbridge.store``) own persistence and implement :class:`GrantStore`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import uuid
+from typing import Any, Protocol
+
+
+def new_token() -> str:
+    """A URL-safe token with 256 bits of entropy."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where guacd connects: a protocol and its guacd parameters (secrets included)."""
+    protocol: str
+    params: dict[str, str]
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown to API callers: no secrets."""
+        shown = {k: v for k, v in self.params.items() if k in PUBLIC_PARAMS}
+        return {"protocol": self.protocol, **shown}
+
+
+PUBLIC_PARAMS = frozenset({"hostname", "port", "username", "domain", "color-depth", "read-only"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    id: str
+    target: Target
+    owner: str
+    user: str | None
+    created_at: float
+    use_by: float                 # the token must be used before this
+    duration: int                 # session length granted at first use (seconds)
+    max_duration: int             # hard cap on the session, counted from first use
+    has_extra: bool = False
+    consumed_at: float | None = None
+    deadline: float | None = None  # session end; set on first use
+    closed_at: float | None = None
+    close_reason: str | None = None
+
+    def state(self, now: float) -> str:
+        """pending → active → closed; a pending grant past use_by, or an active one past its
+        deadline, is "expired" even before the sweeper records it."""
+        if self.closed_at is not None:
+            return "closed"
+        if self.consumed_at is None:
+            return "pending" if now < self.use_by else "expired"
+        return "active" if self.deadline is not None and now < self.deadline else "expired"
+
+    @property
+    def hard_deadline(self) -> float | None:
+        return None if self.consumed_at is None else self.consumed_at + self.max_duration
+
+
+class Refused(Exception):
+    """A token was not accepted; ``reason`` is safe to show the person holding the token."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GrantStore(Protocol):
+    """Persistence of grants. Implementations: ``store.sqlite`` (default), later MySQL."""
+
+    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None: ...
+
+    def consume(self, token_hash: str, extra_hash: str | None, now: float) -> Grant:
+        """Atomically mark the grant first-used and start its session; raise Refused."""
+
+    def get(self, grant_id: str) -> Grant | None: ...
+
+    def set_deadline(self, grant_id: str, *, deadline: float | None = None,
+                     duration: int | None = None) -> Grant | None: ...
+
+    def close(self, grant_id: str, reason: str, now: float) -> Grant | None:
+        """Record the end once; later calls keep the first reason. None if unknown."""
+
+    def active(self, now: float) -> list[Grant]: ...
+
+    def expire(self, now: float) -> list[str]:
+        """Close every grant past use_by (unused) or past its deadline; return their ids."""

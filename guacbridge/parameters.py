@@ -1,0 +1,94 @@
+"""The guacd connection parameters a console request may set, per protocol.
+
+A whitelist, not a pass-through: guacd parameters such as ``recording-path`` or
+``drive-path`` write files on the guacd host and have no place in a console request. Values
+are checked here once, so that every agent and sink hands guacd clean strings.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_PORTS = {"vnc": 5900, "rdp": 3389, "ssh": 22, "telnet": 23}
+
+_COMMON = {"hostname", "port", "read-only", "disable-copy", "disable-paste"}
+_TERMINAL = {"username", "password", "color-scheme", "font-name", "font-size", "scrollback",
+             "backspace", "terminal-type"}
+ALLOWED: dict[str, frozenset[str]] = {
+    "vnc": frozenset(_COMMON | {"password", "username", "encodings", "color-depth",
+                                "swap-red-blue", "cursor", "autoretry", "clipboard-encoding",
+                                "dest-host", "dest-port", "force-lossless"}),
+    "rdp": frozenset(_COMMON | {"username", "password", "domain", "security", "ignore-cert",
+                                "disable-auth", "server-layout", "timezone", "console",
+                                "color-depth", "resize-method", "normalize-clipboard",
+                                "enable-touch", "initial-program", "load-balance-info"}),
+    "ssh": frozenset(_COMMON | _TERMINAL | {"private-key", "passphrase", "host-key", "command",
+                                            "locale", "timezone", "server-alive-interval"}),
+    "telnet": frozenset(_COMMON | _TERMINAL | {"username-regex", "password-regex",
+                                               "login-success-regex", "login-failure-regex"}),
+}
+SECRET = frozenset({"password", "passphrase", "private-key"})
+_BOOLEAN = frozenset({"read-only", "disable-copy", "disable-paste", "swap-red-blue",
+                      "ignore-cert", "disable-auth", "console", "normalize-clipboard",
+                      "enable-touch", "force-lossless"})
+_INTEGER = {"port": (1, 65535), "dest-port": (1, 65535), "color-depth": (8, 32),
+            "autoretry": (0, 100), "font-size": (4, 96), "scrollback": (0, 100000),
+            "server-alive-interval": (0, 3600)}
+_HOSTNAME = re.compile(r"^[A-Za-z0-9._:%\[\]-]{1,253}$")
+MAX_VALUE = 4096   # Guacamole's parameter_value column, and far below guacd's limits
+
+
+class InvalidParameters(ValueError):
+    """The message says which parameter is wrong and what is allowed; never a secret's value."""
+
+
+def validate(protocol: str, given: Mapping[str, Any]) -> dict[str, str]:
+    """Checked guacd parameters for *protocol*, as strings, with the default port filled in."""
+    if protocol not in ALLOWED:
+        raise InvalidParameters(
+            f"unsupported protocol {protocol!r}: use one of {', '.join(sorted(ALLOWED))}")
+    allowed = ALLOWED[protocol]
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise InvalidParameters(
+            f"unknown parameter(s) for {protocol}: {', '.join(unknown)};"
+            f" allowed: {', '.join(sorted(allowed))}")
+    params: dict[str, str] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        params[name] = _value(name, value)
+    hostname = params.get("hostname", "")
+    if not _HOSTNAME.match(hostname):
+        raise InvalidParameters("hostname is required: a DNS name or an IP address")
+    params.setdefault("port", str(DEFAULT_PORTS[protocol]))
+    return params
+
+
+def _value(name: str, value: Any) -> str:
+    shown = "the value" if name in SECRET else repr(value)
+    if name in _BOOLEAN:
+        if isinstance(value, bool):
+            return "true" if value else ""
+        if value in ("true", "false", ""):
+            return "true" if value == "true" else ""
+        raise InvalidParameters(f"{name} must be true or false, not {shown}")
+    if name in _INTEGER:
+        low, high = _INTEGER[name]
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise InvalidParameters(f"{name} must be a whole number, not {shown}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidParameters(f"{name} must be a whole number, not {shown}") from None
+        if not low <= number <= high:
+            raise InvalidParameters(f"{name} must be between {low} and {high}")
+        return str(number)
+    if not isinstance(value, str):
+        raise InvalidParameters(f"{name} must be a string")
+    if len(value) > MAX_VALUE:
+        raise InvalidParameters(f"{name} is longer than {MAX_VALUE} characters")
+    if "\x00" in value:
+        raise InvalidParameters(f"{name} contains a NUL character")
+    return value

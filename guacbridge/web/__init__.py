@@ -1,0 +1,1 @@
+"""The HTTP side: REST API, console page and WebSocket tunnel, on Tornado."""

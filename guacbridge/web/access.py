@@ -1,0 +1,37 @@
+"""Request logging that never shows a query string: tokens travel in them."""
+from __future__ import annotations
+
+import logging
+
+import tornado.web
+
+access_log = logging.getLogger("guacbridge.access")
+app_log = logging.getLogger("guacbridge.web")
+
+
+def summary(request) -> str:  # type: ignore[no-untyped-def]
+    return f"{request.method} {request.path} ({request.remote_ip})"
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """One access-log line per request, by path only."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    access_log.log(level, "%d %s %s %s %.1fms", status, request.method, request.path,
+                   request.remote_ip, 1000.0 * request.request_time())
+
+
+class RedactedLogging:
+    """Replaces Tornado's exception log, which prints the whole URI."""
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+        request = self.request  # type: ignore[attr-defined]
+        if isinstance(value, tornado.web.HTTPError):
+            if value.log_message:
+                app_log.warning("%d %s: %s", value.status_code, summary(request),
+                                value.log_message % value.args if value.args else
+                                value.log_message)
+        else:
+            app_log.error("uncaught exception in %s", summary(request),
+                          exc_info=(typ, value, tb))

@@ -1,0 +1,124 @@
+"""The REST API: ``/api/v1/consoles`` and health. Thin: every decision is the core's.
+
+Failures answer ``{"result": false, "details": …}`` with the fitting HTTP status, never a
+traceback and never a secret; see :meth:`JsonHandler.write_error`.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import tornado.web
+
+from ..consoles import ConsoleError, Consoles
+from .access import RedactedLogging
+
+log = logging.getLogger(__name__)
+
+
+def answers(method: Callable[..., Awaitable[None] | None]) -> Callable[..., Awaitable[None]]:
+    """Turn the core's ConsoleError into the JSON error reply: an answer, not a crash."""
+    @functools.wraps(method)
+    async def wrapper(self: "JsonHandler", *args: Any) -> None:
+        try:
+            result = method(self, *args)
+            if result is not None:
+                await result
+        except ConsoleError as e:
+            self.fail(e.status, e.details)
+    return wrapper
+
+
+class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
+    def initialize(self, consoles: Consoles) -> None:
+        self.consoles = consoles
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def send(self, body: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def fail(self, status: int, details: str) -> None:
+        self.set_status(status)
+        self.finish(json.dumps({"result": False, "details": details}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Tornado's own errors (bad method, oversized body, crashes), in our JSON shape."""
+        details = self._reason if status_code < 500 else "internal error; see the server log"
+        self.finish(json.dumps({"result": False, "details": details}))
+
+    def json_body(self) -> Any:
+        if not self.request.body:
+            return {}
+        try:
+            return json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ConsoleError(400, "the request body is not valid JSON") from None
+
+    def api_key(self) -> str:
+        """The name of the API key presented as a bearer token."""
+        keys = self.consoles.settings.api_keys
+        scheme, _, secret = self.request.headers.get("Authorization", "").partition(" ")
+        if not keys:
+            raise ConsoleError(401, "no API keys are configured: set GUACBRIDGE_API_KEYS")
+        if scheme.lower() != "bearer" or not secret:
+            self.set_header("WWW-Authenticate", 'Bearer realm="guacbridge"')
+            raise ConsoleError(401, "an API key is required: Authorization: Bearer <key>")
+        found = None
+        for name, expected in keys.items():
+            if hmac.compare_digest(secret.encode(), expected.encode()):
+                found = name
+        if found is None:
+            self.set_header("WWW-Authenticate", 'Bearer realm="guacbridge", error="invalid_token"')
+            raise ConsoleError(401, "the API key is not valid")
+        return found
+
+
+class ConsolesHandler(JsonHandler):
+    @answers
+    async def post(self) -> None:
+        owner = self.api_key()
+        reply = await self.consoles.open(self.json_body(), owner)
+        self.set_header("Location", f"{self.request.path}/{reply['id']}")
+        self.send(reply, 201)
+
+
+class ConsoleHandler(JsonHandler):
+    @answers
+    async def get(self, console_id: str) -> None:
+        self.api_key()
+        self.send(await self.consoles.get(console_id))
+
+    @answers
+    async def delete(self, console_id: str) -> None:
+        owner = self.api_key()
+        self.send(await self.consoles.close(console_id, f"closed by API key {owner}"))
+
+
+class ExtendHandler(JsonHandler):
+    @answers
+    async def post(self, console_id: str) -> None:
+        self.api_key()
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ConsoleError(400, "the request body must be a JSON object")
+        seconds = body.get("seconds", self.consoles.settings.duration)
+        self.send(await self.consoles.extend(console_id, seconds))
+
+
+class HealthHandler(JsonHandler):
+    def get(self) -> None:
+        self.send({"status": "ok"})
+
+
+class NotFoundHandler(JsonHandler):
+    def prepare(self) -> None:
+        self.fail(404, f"no such resource: {self.request.path}")

@@ -1,0 +1,26 @@
+"""Routes and the Tornado application."""
+from __future__ import annotations
+
+import tornado.web
+
+from ..consoles import Consoles
+from . import api, page
+from .access import log_request
+from .tunnel import TunnelHandler
+
+
+def make_app(consoles: Consoles) -> tornado.web.Application:
+    c = {"consoles": consoles}
+    return tornado.web.Application(
+        [
+            (r"/api/v1/consoles", api.ConsolesHandler, c),
+            (r"/api/v1/consoles/([^/]+)", api.ConsoleHandler, c),
+            (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
+            (r"/healthz", api.HealthHandler, c),
+            (r"/tunnel", TunnelHandler, c),
+            *page.routes(),
+        ],
+        default_handler_class=api.NotFoundHandler, default_handler_args=c,
+        log_function=log_request, websocket_ping_interval=None, xsrf_cookies=False,
+        compress_response=False,
+    )

@@ -1,0 +1,251 @@
+"""The WebSocket tunnel: moves Guacamole instructions between one browser and one guacd.
+
+It speaks guacamole-common-js's WebSocketTunnel protocol (subprotocol ``guacamole``; the
+tunnel id first; pings answered here, never forwarded) and nothing else: tokens are the
+core's business (``Consoles.start_session``), the handshake is ``guacd.connect``'s.
+
+Hot path: each read from guacd (up to 64 KiB) becomes at most one WebSocket message holding
+the whole instructions it completed, found by the Framer without building objects. Awaiting
+each write stops reading from guacd while the browser is slow, so buffers stay bounded.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+
+import tornado.websocket
+
+from .. import guacd, protocol
+from ..consoles import Consoles
+from ..grants import Refused
+from ..guacd import Capabilities, GuacdConnection, GuacdError
+from .access import RedactedLogging
+
+log = logging.getLogger(__name__)
+
+# Guacamole status → WebSocket close code (guacamole-facts.md, section 3).
+_WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 1011,
+             0x0203: 1011, 0x0204: 1002, 0x0205: 1008, 0x0206: 1002, 0x0207: 1011,
+             0x0208: 1011, 0x0209: 1008, 0x020A: 1002, 0x020B: 1002, 0x0300: 1002,
+             0x0301: 1008, 0x0303: 1008, 0x0308: 1002, 0x030D: 1009, 0x030F: 1003,
+             0x031D: 1008}
+_TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+_RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsewhere)
+
+
+def websocket_code(status: int) -> int:
+    return _WS_CODES.get(status, 1011)
+
+
+class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
+    def initialize(self, consoles: Consoles) -> None:
+        self.consoles = consoles
+        self.settings_ = consoles.settings
+        self.console_id: str | None = None
+        self.conn: GuacdConnection | None = None
+        self.inbound = protocol.Framer()
+        self.tasks: list[asyncio.Task] = []
+        self.end_reason: str | None = None
+        self.unregister = lambda: None
+        self.bytes_out = self.bytes_in = 0
+        self.end_recorded = False
+        self.opened_at = time.monotonic()
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return "guacamole" if "guacamole" in subprotocols else None
+
+    def get_compression_options(self) -> None:
+        return None   # blobs are already compressed images; deflate only burns CPU
+
+    async def open(self) -> None:
+        self.set_nodelay(True)
+        self.write_message(protocol.encode("", str(uuid.uuid4())))
+        arg = self.get_query_argument
+        try:
+            caps = Capabilities(width=_int(arg("width", "1024"), 1, 8192),
+                                height=_int(arg("height", "768"), 1, 8192),
+                                dpi=_int(arg("dpi", "96"), 24, 960),
+                                timezone=_timezone(arg("timezone", "")))
+        except ValueError as e:
+            return self.fail(guacd.CLIENT_BAD_REQUEST, str(e))
+        try:
+            grant = await self.consoles.start_session(arg("token", ""), arg("extra", "") or None)
+        except Refused as e:
+            log.info("tunnel refused: %s", e.reason)
+            return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
+        self.console_id = grant.id
+        if self.end_reason is not None:   # the browser left while the token was checked
+            return await self._record_end()
+        caps.name = grant.user
+        try:
+            conn = await guacd.connect_any(self.settings_.guacd, grant.target.protocol,
+                                           grant.target.params, caps,
+                                           self.settings_.handshake_timeout)
+        except GuacdError as e:
+            log.warning("console %s: guacd handshake failed: %s", grant.id, e)
+            return self.fail(e.status, e.message, f"guacd: {e.message}")
+        if self.end_reason is not None:   # the browser left during the handshake
+            conn.close()
+            return await self._record_end()
+        self.conn = conn
+        self.unregister = self.consoles.attach(grant.id, self.stop)
+        log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
+                 grant.id, *conn.address, conn.handshake_seconds * 1000,
+                 "%d.%d.%d" % conn.version)
+        self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
+                      asyncio.ensure_future(self._watch_deadline(grant.id))]
+
+    async def _from_guacd(self, conn: GuacdConnection) -> None:
+        """guacd → browser, in whole instructions, one message per read.
+
+        guacd's ``error`` ends the connection, but guacd 1.3.0 keeps the socket open until
+        its client writes again, so the tunnel closes as soon as it has forwarded one."""
+        status, message = guacd.SUCCESS, ""
+        try:
+            text = conn.pending
+            if text:
+                await self.write_message(text)
+                status, message = _error_in(text)
+            read, feed = conn.reader.read, conn.framer.feed
+            while not status:
+                data = await read(guacd.READ_SIZE)
+                if not data:
+                    break
+                text = feed(data)
+                if text:
+                    self.bytes_out += len(text)
+                    await self.write_message(text)
+                    if "5.error," in text:
+                        status, message = _error_in(text)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        except protocol.ProtocolError as e:
+            return self.fail(guacd.UPSTREAM_ERROR, "guacd sent malformed data", f"guacd: {e}")
+        except (ConnectionError, OSError):
+            pass
+        self.fail(status, message, f"guacd: {message}" if status else "guacd ended the session",
+                  send_error=False)
+
+    async def on_message(self, message: str | bytes) -> None:
+        """browser → guacd; internal instructions (ping) are answered here."""
+        if self.conn is None or self.end_reason is not None:
+            return
+        try:
+            text = self.inbound.feed(message)
+        except protocol.ProtocolError as e:
+            return self.fail(guacd.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
+        if not text:
+            return
+        self.bytes_in += len(text)
+        if text.startswith("0.") or ";0." in text:
+            forward = []
+            for raw in protocol.split(text):
+                if not protocol.is_internal(raw):
+                    forward.append(raw)
+                elif protocol.parse(raw)[1:2] == ["ping"]:
+                    self.write_message(raw)
+            text = "".join(forward)
+            if not text:
+                return
+        writer = self.conn.writer
+        writer.write(text.encode())
+        try:
+            await writer.drain()
+        except (ConnectionError, OSError):
+            self.fail(guacd.UPSTREAM_ERROR, "the connection to guacd was lost")
+
+    async def _watch_deadline(self, console_id: str) -> None:
+        """End the tunnel at the session deadline; re-read it so that extensions count."""
+        while True:
+            grant = await self.consoles.current(console_id)
+            now = self.consoles.clock()
+            if grant is None or grant.closed_at is not None:
+                return self.stop(grant.close_reason if grant else "console removed")
+            if grant.deadline is None or now >= grant.deadline:
+                return self.stop("time limit reached")
+            await asyncio.sleep(min(grant.deadline - now, _RECHECK))
+
+    def stop(self, reason: str) -> None:
+        """Called by the core (close, sweeper) and at the deadline."""
+        self.fail(guacd.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
+
+    def fail(self, status: int, message: str, reason: str | None = None,
+             send_error: bool = True) -> None:
+        """Tell the browser why (an ``error`` instruction), record the end, then close the
+        WebSocket with the status, so that whoever sees the close also sees the record."""
+        if self.end_reason is not None:
+            return
+        self.end_reason = reason or message
+        if send_error and status != guacd.SUCCESS and self.ws_connection is not None:
+            try:
+                self.write_message(protocol.encode("error", message, status))
+            except tornado.websocket.WebSocketClosedError:
+                pass
+        self._release()
+        asyncio.ensure_future(self._end(status))
+
+    def on_close(self) -> None:
+        if self.end_reason is None:
+            self.end_reason = "browser left"
+            self._release()
+            asyncio.ensure_future(self._record_end())
+
+    def _release(self) -> None:
+        """Let go of guacd, the core's registry and the pumps."""
+        self.unregister()
+        for task in self.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    async def _end(self, status: int) -> None:
+        await self._record_end()
+        if self.ws_connection is not None:
+            self.close(websocket_code(status), str(status))
+
+    async def _record_end(self) -> None:
+        if self.console_id is None or self.end_recorded:
+            return
+        self.end_recorded = True
+        reason = self.end_reason or "closed"
+        try:
+            await self.consoles.end_session(self.console_id, reason)
+        except Exception:
+            log.exception("console %s: could not record its end", self.console_id)
+        log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",
+                 self.console_id, time.monotonic() - self.opened_at, self.bytes_out,
+                 self.bytes_in, reason)
+
+
+def _int(value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value[:20]!r}") from None
+    if not low <= number <= high:
+        raise ValueError(f"{number} is outside {low}..{high}")
+    return number
+
+
+def _timezone(value: str) -> str | None:
+    if not value:
+        return None
+    if not _TIMEZONE.match(value):
+        raise ValueError("timezone must be an IANA name such as Europe/Berlin")
+    return value
+
+
+def _error_in(text: str) -> tuple[int, str]:
+    """The status and message of an ``error`` instruction in *text*, if there is one."""
+    for raw in protocol.split(text):
+        if raw.startswith("5.error,"):
+            elements = protocol.parse(raw)
+            if len(elements) >= 3 and elements[2].isdigit():
+                return int(elements[2]), elements[1]
+            return guacd.SERVER_ERROR, elements[1] if len(elements) > 1 else "guacd error"
+    return guacd.SUCCESS, ""

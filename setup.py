@@ -1,0 +1,56 @@
+"""guacbridge's packaging.
+
+The wheel carries the console page: the build step copies ``html/`` and ``sql/`` into
+``guacbridge/_data/`` and adds guacamole-common-js from npm (``npm ci`` in ``html/`` when it
+is not installed yet). The library itself is never copied into the source tree.
+"""
+import pathlib
+import shutil
+import subprocess
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = pathlib.Path(__file__).resolve().parent
+GUACAMOLE_JS = HERE / "html/node_modules/guacamole-common-js/dist/esm/guacamole-common.js"
+
+
+class BuildWithPage(build_py):
+    def run(self):
+        super().run()
+        if not GUACAMOLE_JS.is_file():
+            if shutil.which("npm") is None:
+                raise SystemExit("building guacbridge needs npm (guacamole-common-js comes "
+                                 "from npm); run deploy/install.sh or install npm")
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=HERE / "html", check=True)
+        data = pathlib.Path(self.build_lib) / "guacbridge" / "_data"
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(HERE / "sql", data / "sql")
+        shutil.copytree(HERE / "html", data / "html",
+                        ignore=shutil.ignore_patterns("node_modules", "package*.json"))
+        (data / "html" / "vendor").mkdir()
+        shutil.copy2(GUACAMOLE_JS, data / "html" / "vendor" / GUACAMOLE_JS.name)
+
+
+setup(
+    name="guacbridge",
+    version="0.1.0",
+    description="One-time browser consoles (VNC, RDP, SSH, telnet) through guacd, "
+                "beside Apache Guacamole",
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["guacbridge", "guacbridge.*"]),
+    install_requires=[
+        "tornado>=6.3",
+        "pyguacamole>=0.11",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31"],
+    },
+    entry_points={"console_scripts": ["guacbridge = guacbridge.cli:main"]},
+    cmdclass={"build_py": BuildWithPage},
+    zip_safe=False,
+)

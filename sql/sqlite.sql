@@ -1,0 +1,20 @@
+-- guacbridge's own tables, SQLite (the default, single-instance grant store).
+-- Times are UNIX seconds (REAL). Tokens are stored only as SHA-256 hex digests.
+CREATE TABLE IF NOT EXISTS console_grant (
+    id            TEXT PRIMARY KEY,
+    token_hash    TEXT NOT NULL UNIQUE,
+    extra_hash    TEXT,
+    protocol      TEXT NOT NULL,
+    params        TEXT NOT NULL,          -- JSON object of guacd parameters
+    owner         TEXT NOT NULL,
+    end_user      TEXT,
+    created_at    REAL NOT NULL,
+    use_by        REAL NOT NULL,
+    duration      INTEGER NOT NULL,
+    max_duration  INTEGER NOT NULL,
+    consumed_at   REAL,
+    deadline      REAL,
+    closed_at     REAL,
+    close_reason  TEXT
+);
+CREATE INDEX IF NOT EXISTS console_grant_open ON console_grant (closed_at, deadline);

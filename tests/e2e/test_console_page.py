@@ -1,0 +1,73 @@
+"""A person at the console: Chromium opens the URL from the API, sees the desktop, types a
+command into the remote xterm, and the command runs on the machine."""
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def wait_state(page, state: int, timeout_ms: int = 15000) -> None:
+    page.locator(f"body[data-state='{state}']").wait_for(state="attached", timeout=timeout_ms)
+
+
+def test_the_console_url_shows_the_desktop_and_typing_runs_a_command(service, vnc_target,
+                                                                     page, tmp_path):
+    marker = tmp_path / "typed-in-chromium"
+    reply = service.create(vnc_target, user="alice")
+    started = time.monotonic()
+    page.goto(reply["url"])
+    wait_state(page, 3)
+    connected_after = time.monotonic() - started
+    assert "#token" not in page.url            # the one-time token left the address bar
+
+    size = page.evaluate("[window.guacbridge.display.getWidth(),"
+                         " window.guacbridge.display.getHeight()]")
+    assert size == [1024, 768]                 # Xvnc's geometry reached the browser
+    # The desktop was drawn: the display's default layer has non-black pixels.
+    lit = page.evaluate("""() => {
+        const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width,
+                                                          canvas.height).data;
+        let lit = 0;
+        for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
+        return lit;
+    }""")
+    assert lit > 100
+
+    box = page.locator(".display, #display").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    page.keyboard.type(f"touch {marker}", delay=20)
+    page.keyboard.press("Enter")
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert marker.exists(), "the typed command did not run in the remote xterm"
+    assert connected_after < 10
+
+
+def test_opening_the_same_url_again_says_the_link_was_used(service, vnc_target, page, browser):
+    reply = service.create(vnc_target)
+    page.goto(reply["url"])
+    wait_state(page, 3)
+    other = browser.new_context().new_page()
+    other.goto(reply["url"])
+    other.locator("body[data-error]").wait_for(state="attached", timeout=10000)
+    assert other.evaluate("window.guacbridge.error.code") == 0x0301
+    assert "already been used" in other.locator("body").inner_text()
+    other.context.close()
+
+
+def test_a_page_without_a_token_explains_itself(service, page):
+    reply = service.create({"agent": "static", "protocol": "vnc", "hostname": "127.0.0.1"})
+    page.goto(reply["url"].split("#")[0])
+    assert "needs a console link with a token" in page.locator("body").inner_text()

@@ -1,0 +1,187 @@
+"""Fixtures for guacbridge itself: the service as a real subprocess (the way an operator runs
+it) and a WebSocket client that speaks to its tunnel like guacamole-common-js does."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import pathlib
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import tornado.websocket
+
+from guacbridge import protocol
+from guacbridge.demo import free_port
+
+
+@dataclasses.dataclass
+class Service:
+    base_url: str
+    api_key: str
+    process: subprocess.Popen
+    log_path: pathlib.Path
+
+    def api(self, method: str, path: str, key: str | None = "default", **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if key is not None:
+            headers["Authorization"] = f"Bearer {self.api_key if key == 'default' else key}"
+        return requests.request(method, self.base_url + path, headers=headers, timeout=10, **kw)
+
+    def create(self, target: dict, **request) -> dict:
+        r = self.api("POST", "/api/v1/consoles", json={"target": target, **request})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def get(self, console_id: str) -> dict:
+        return self.api("GET", f"/api/v1/consoles/{console_id}").json()
+
+    def delete(self, console_id: str) -> dict:
+        return self.api("DELETE", f"/api/v1/consoles/{console_id}").json()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_service(workdir: pathlib.Path, guacd: str, **env: str) -> Service:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    api_key = secrets.token_urlsafe(24)
+    log_path = workdir / "guacbridge.log"
+    environ = {**os.environ, "GUACBRIDGE_LISTEN": f"127.0.0.1:{port}",
+               "GUACBRIDGE_GUACD": guacd, "GUACBRIDGE_API_KEYS": f"tests:{api_key}",
+               "GUACBRIDGE_DATA_DIR": str(workdir / "data"), **env}
+    environ.pop("GUACBRIDGE_CONFIG", None)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "guacbridge.cli", "--log-level",
+                                    "debug", "serve"], env=environ, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    service = Service(f"http://127.0.0.1:{port}", api_key, process, log_path)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(service.base_url + "/healthz", timeout=1).ok:
+                return service
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            service.stop()
+            raise RuntimeError(f"guacbridge serve did not start:\n{service.log_text()[-3000:]}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def service(guacd, tmp_path_factory):
+    s = start_service(tmp_path_factory.mktemp("service"), f"{guacd.host}:{guacd.port}")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def service_without_guacd(tmp_path_factory):
+    s = start_service(tmp_path_factory.mktemp("service-no-guacd"), f"127.0.0.1:{free_port()}")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def vnc_target(vnc_desktop) -> dict:
+    return {"agent": "static", "protocol": "vnc", "hostname": vnc_desktop.host,
+            "port": vnc_desktop.port, "password": vnc_desktop.password}
+
+
+class TunnelClient:
+    """Reads like a browser: answers every ``sync`` so guacd keeps sending."""
+
+    def __init__(self, conn: tornado.websocket.WebSocketClientConnection) -> None:
+        self.conn = conn
+        self.error: tuple[int, str] | None = None
+
+    def send(self, text: str) -> None:
+        self.conn.write_message(text)
+
+    async def next_message(self, timeout: float = 10) -> str:
+        message = await asyncio.wait_for(self.conn.read_message(), timeout)
+        if message is None:
+            raise EOFError(f"tunnel closed: {self.conn.close_code} {self.conn.close_reason}")
+        return message
+
+    def _handle(self, message: str) -> list[list[str]]:
+        instructions = [protocol.parse(raw) for raw in protocol.split(message)]
+        for elements in instructions:
+            if elements[0] == "sync":
+                self.send(protocol.encode("sync", elements[1]))
+            elif elements[0] == "error":
+                self.error = (int(elements[2]), elements[1])
+        return instructions
+
+    async def until(self, opcode: str, timeout: float = 10) -> dict[str, list[list[str]]]:
+        """Instructions by opcode, up to and including the first *opcode*."""
+        seen: dict[str, list[list[str]]] = {}
+        deadline = time.monotonic() + timeout
+        while opcode not in seen:
+            for elements in self._handle(await self.next_message(deadline - time.monotonic())):
+                seen.setdefault(elements[0], []).append(elements[1:])
+        return seen
+
+    async def wait_for_raw(self, raw: str, timeout: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self.next_message(deadline - time.monotonic())
+            self._handle(message)
+            if raw in protocol.split(message):
+                return raw
+
+    async def drain(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with contextlib.suppress(asyncio.TimeoutError):
+            while True:
+                self._handle(await self.next_message(max(deadline - time.monotonic(), 0.001)))
+
+    async def closing(self, timeout: float = 10) -> tuple[int | None, str, tuple]:
+        """Read to the end: (error status, error message, (close code, close reason))."""
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(EOFError):
+            while True:
+                self._handle(await self.next_message(deadline - time.monotonic()))
+        status, message = self.error or (None, "")
+        return status, message, (self.conn.close_code, self.conn.close_reason)
+
+
+@pytest.fixture
+def tunnel():
+    """``async with tunnel(reply) as t`` opens the reply's WebSocket like the console page."""
+    _default = object()
+
+    @contextlib.asynccontextmanager
+    async def open_tunnel(reply: dict, extra=_default, **query):
+        ws = reply["websocket"]
+        params = {"token": ws["token"], "width": 1024, "height": 768, "dpi": 96,
+                  "timezone": "Europe/Berlin", **query}
+        extra = ws["extra"] if extra is _default else extra
+        if extra:
+            params["extra"] = extra
+        scheme = "wss" if ws["secure"] else "ws"
+        url = f"{scheme}://{ws['host']}:{ws['port']}{ws['path']}?{urlencode(params)}"
+        conn = await tornado.websocket.websocket_connect(url, subprotocols=["guacamole"])
+        try:
+            yield TunnelClient(conn)
+        finally:
+            conn.close()
+    return open_tunnel

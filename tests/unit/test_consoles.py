@@ -1,0 +1,171 @@
+"""The core's rules, on the real SQLite store, with a clock the tests move."""
+import asyncio
+
+import pytest
+
+from guacbridge import config, grants
+from guacbridge.agents import load_agents
+from guacbridge.consoles import ConsoleError, Consoles
+from guacbridge.grants import Refused
+from guacbridge.store.sqlite import SqliteGrantStore
+
+TARGET = {"agent": "static", "protocol": "vnc", "hostname": "10.0.0.5", "port": 5901,
+          "password": "hunter22"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def consoles(tmp_path, clock):
+    settings = config.load(env={}, data_dir=str(tmp_path), public_url="https://gw.example:8443/cb",
+                           use_by=120, duration=7200, max_duration=3 * 3600)
+    return Consoles(settings, SqliteGrantStore(settings.sqlite_path), load_agents(settings), clock)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def open_console(consoles, **request):
+    return run(consoles.open({"target": TARGET, **request}, owner="portal"))
+
+
+def test_reply_is_cloudstack_style_with_the_token_only_in_the_url_fragment(consoles):
+    reply = open_console(consoles, user="alice")
+    token = reply["websocket"]["token"]
+    assert reply["result"] is True and reply["details"] is None
+    assert reply["url"] == f"https://gw.example:8443/cb/console/{reply['id']}#token={token}"
+    assert reply["websocket"] == {"host": "gw.example", "port": 8443, "path": "/cb/tunnel",
+                                  "secure": True, "token": token, "extra": None}
+    assert len(token) >= 43                 # 256 bits, URL-safe base64
+    assert reply["state"] == "pending"
+    assert "hunter22" not in str(reply)     # the password never comes back
+    assert reply["target"] == {"protocol": "vnc", "hostname": "10.0.0.5", "port": "5901"}
+
+
+def test_the_store_keeps_only_a_hash_of_the_token(consoles, tmp_path):
+    reply = open_console(consoles)
+    raw = (tmp_path / "guacbridge.sqlite3").read_bytes()
+    assert reply["websocket"]["token"].encode() not in raw
+    assert grants.hash_token(reply["websocket"]["token"]).encode() in raw
+
+
+def test_a_token_opens_a_session_once(consoles, clock):
+    token = open_console(consoles)["websocket"]["token"]
+    grant = run(consoles.start_session(token, None))
+    assert grant.consumed_at == clock.now and grant.deadline == clock.now + 7200
+    with pytest.raises(Refused, match="already been used"):
+        run(consoles.start_session(token, None))
+
+
+def test_two_racing_browsers_cannot_both_use_one_token(consoles):
+    token = open_console(consoles)["websocket"]["token"]
+
+    async def race():
+        return await asyncio.gather(*(consoles.start_session(token, None) for _ in range(8)),
+                                    return_exceptions=True)
+    results = run(race())
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, Refused) for r in results if isinstance(r, Exception))
+
+
+def test_an_unused_link_expires_after_its_ttl(consoles, clock):
+    token = open_console(consoles, ttl=30)["websocket"]["token"]
+    clock.now += 31
+    with pytest.raises(Refused, match="expired"):
+        run(consoles.start_session(token, None))
+
+
+def test_unknown_token_is_refused(consoles):
+    with pytest.raises(Refused, match="unknown"):
+        run(consoles.start_session("nope", None))
+
+
+def test_the_extra_token_must_match_and_a_wrong_one_does_not_burn_the_link(consoles):
+    token = open_console(consoles, extra_token="second-factor")["websocket"]["token"]
+    with pytest.raises(Refused, match="extra token"):
+        run(consoles.start_session(token, "wrong"))
+    with pytest.raises(Refused, match="extra token"):
+        run(consoles.start_session(token, None))
+    assert run(consoles.start_session(token, "second-factor")).has_extra
+
+
+def test_a_closed_console_cannot_be_opened(consoles):
+    reply = open_console(consoles)
+    closed = run(consoles.close(reply["id"], "revoked"))
+    assert closed["state"] == "closed" and closed["close_reason"] == "revoked"
+    with pytest.raises(Refused, match="closed"):
+        run(consoles.start_session(reply["websocket"]["token"], None))
+
+
+def test_extend_moves_the_deadline_but_not_past_the_hard_cap(consoles, clock):
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None))
+    extended = run(consoles.extend(reply["id"], 1800))
+    assert extended["deadline"] == _iso(grant.consumed_at + 7200 + 1800)
+    capped = run(consoles.extend(reply["id"], 99999))
+    assert capped["deadline"] == _iso(grant.consumed_at + 3 * 3600) == capped["max_deadline"]
+
+
+def test_the_sweeper_closes_consoles_past_their_deadline_and_stops_their_tunnels(consoles, clock):
+    reply = open_console(consoles)
+    run(consoles.start_session(reply["websocket"]["token"], None))
+    stopped = []
+    consoles.attach(reply["id"], stopped.append)
+    clock.now += 7201
+
+    async def one_sweep():
+        task = asyncio.ensure_future(consoles.sweep_forever(interval=0.01))
+        await asyncio.sleep(0.1)
+        task.cancel()
+    run(one_sweep())
+    assert stopped == ["time limit reached"]
+    assert run(consoles.get(reply["id"]))["close_reason"] == "expired"
+
+
+@pytest.mark.parametrize("request_, status, words", [
+    ([], 400, "JSON object"),
+    ({}, 400, "target is required"),
+    ({"target": TARGET, "colour": "red"}, 400, "unknown field(s): colour"),
+    ({"target": {**TARGET, "agent": "nope"}}, 400, "unknown agent 'nope'"),
+    ({"target": {**TARGET, "protocol": "x11"}}, 400, "unsupported protocol"),
+    ({"target": {**TARGET, "recording-path": "/etc"}}, 400, "unknown parameter(s) for vnc"),
+    ({"target": {**TARGET, "port": 70000}}, 400, "port must be between"),
+    ({"target": {**TARGET, "hostname": ""}}, 400, "hostname is required"),
+    ({"target": TARGET, "ttl": 0}, 400, "ttl must be"),
+    ({"target": TARGET, "max_duration": 99999}, 400, "max_duration must be"),
+    ({"target": TARGET, "sink": "guacamole"}, 501, "sink 'guacamole' is not available"),
+])
+def test_bad_requests_get_a_clear_error(consoles, request_, status, words):
+    with pytest.raises(ConsoleError) as e:
+        run(consoles.open(request_, owner="portal"))
+    assert e.value.status == status and words in e.value.details
+    assert "hunter22" not in e.value.details
+
+
+def test_a_password_of_the_wrong_type_is_refused_without_echoing_it(consoles):
+    with pytest.raises(ConsoleError) as e:
+        run(consoles.open({"target": {**TARGET, "password": ["hunter22"]}}, owner="p"))
+    assert "password must be a string" in e.value.details and "hunter22" not in e.value.details
+
+
+def test_unknown_console_is_404(consoles):
+    with pytest.raises(ConsoleError) as e:
+        run(consoles.get("00000000-0000-0000-0000-000000000000"))
+    assert e.value.status == 404
+
+
+def _iso(ts):
+    from guacbridge.consoles import _iso
+    return _iso(ts)
