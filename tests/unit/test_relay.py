@@ -1,0 +1,151 @@
+"""The tunnel's relay rules, against a scripted guacd stand-in that records what it gets.
+
+Integration tests use real guacd; these check what real guacd cannot show: exactly which
+bytes reach guacd, and that the relay stops reading while the browser does not read.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import pytest
+import tornado.httpserver
+import tornado.websocket
+
+from guacbridge import config, protocol
+from guacbridge.agents import load_agents
+from guacbridge.consoles import Consoles
+from guacbridge.store.sqlite import SqliteGrantStore
+from guacbridge.web.app import make_app
+
+TARGET = {"agent": "static", "protocol": "vnc", "hostname": "10.9.9.9", "password": "pw"}
+
+
+class FakeGuacd:
+    """Answers the handshake like guacd 1.3.0, then records and serves scripted bytes."""
+
+    def __init__(self, after_ready: bytes = b"") -> None:
+        self.received = bytearray()
+        self.after_ready = after_ready
+        self.server: asyncio.Server | None = None
+        self.connected = asyncio.Event()
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = protocol.Parser()
+        self.writer = writer
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            for elements in parser.feed(data):
+                if elements[0] == "select":
+                    writer.write(protocol.encode("args", "VERSION_1_3_0", "hostname",
+                                                 "password").encode())
+                elif elements[0] == "connect":
+                    writer.write(protocol.encode("ready", "$abc").encode() + self.after_ready)
+                    self.connected.set()
+                elif self.connected.is_set():
+                    self.received.extend(protocol.encode(*elements).encode())
+
+
+@contextlib.asynccontextmanager
+async def gateway(tmp_path, guacd_port: int):
+    settings = config.load(env={}, data_dir=str(tmp_path), guacd=f"127.0.0.1:{guacd_port}",
+                           api_keys="t:k")
+    consoles = Consoles(settings, SqliteGrantStore(settings.sqlite_path), load_agents(settings))
+    server = tornado.httpserver.HTTPServer(make_app(consoles))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    server.add_socket(sock)
+    port = sock.getsockname()[1]
+    try:
+        yield consoles, port
+    finally:
+        server.stop()
+
+
+async def open_tunnel(consoles, port):
+    reply = await consoles.open({"target": TARGET}, owner="t")
+    url = f"ws://127.0.0.1:{port}/tunnel?token={reply['websocket']['token']}"
+    return await tornado.websocket.websocket_connect(url, subprotocols=["guacamole"])
+
+
+def test_pings_are_echoed_and_internal_instructions_never_reach_guacd(tmp_path):
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
+            ws = await open_tunnel(consoles, port)
+            await ws.read_message()                       # the tunnel id
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            ping = protocol.encode("", "ping", 1234567)
+            # Internal and ordinary instructions mixed in one message, and a value that
+            # merely contains "0.,".
+            ws.write_message(ping + protocol.encode("key", 65, 1)
+                             + protocol.encode("", "other") + protocol.encode("clipboard", "0.,x"))
+            echoed = await asyncio.wait_for(ws.read_message(), 5)
+            await asyncio.sleep(0.2)
+            ws.close()
+            return echoed, bytes(guacd.received)
+    echoed, received = asyncio.run(scenario())
+    assert echoed == protocol.encode("", "ping", 1234567)
+    assert received == (protocol.encode("key", 65, 1)
+                        + protocol.encode("clipboard", "0.,x")).encode()
+
+
+def test_whole_instructions_only_however_guacd_splits_its_bytes(tmp_path):
+    stream = "".join(protocol.encode("blob", "1", "é" * 50 + "😀" * 3) for _ in range(20))
+
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
+            ws = await open_tunnel(consoles, port)
+            await ws.read_message()
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            raw = stream.encode()
+            for i in range(0, len(raw), 7):                # split inside characters too
+                guacd.writer.write(raw[i:i + 7])
+                await guacd.writer.drain()
+                await asyncio.sleep(0)
+            got = ""
+            while len(got) < len(stream):
+                message = await asyncio.wait_for(ws.read_message(), 5)
+                assert message.endswith(";") and protocol.split(message)
+                got += message
+            ws.close()
+            return got
+    assert asyncio.run(scenario()) == stream
+
+
+def test_the_relay_stops_reading_guacd_while_the_browser_does_not_read(tmp_path):
+    blob = protocol.encode("blob", "1", "A" * 6000).encode()
+
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
+            ws = await open_tunnel(consoles, port)
+            await ws.read_message()
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            # The browser reads nothing; guacd writes as fast as it may for a while.
+            written = 0
+            with contextlib.suppress(asyncio.TimeoutError):
+                async def flood():
+                    nonlocal written
+                    while written < 200 * 2**20:
+                        guacd.writer.write(blob * 16)
+                        await guacd.writer.drain()
+                        written += len(blob) * 16
+                await asyncio.wait_for(flood(), 3)
+            ws.close()
+            return written
+    written = asyncio.run(scenario())
+    # Only socket buffers and one message in flight: far below what an unbounded relay
+    # would have swallowed in 3 s on loopback (hundreds of MB).
+    assert written < 32 * 2**20, written
