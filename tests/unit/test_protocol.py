@@ -1,0 +1,125 @@
+"""The instruction codec: lengths in code points, any split of the bytes, guacd's limits."""
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guacbridge.protocol import (MAX_ELEMENTS, MAX_INSTRUCTION_LENGTH, Framer, Parser,
+                                 ProtocolError, encode, is_internal, parse, split)
+
+values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+instructions = st.lists(values, min_size=1, max_size=6)
+
+
+def test_lengths_count_code_points_not_bytes_or_utf16_units():
+    assert encode("size", 0, 1024) == "4.size,1.0,4.1024;"
+    assert encode("name", "Zoë😀") == "4.name,4.Zoë😀;"
+    assert encode("") == "0.;"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(instructions, min_size=1, max_size=10), st.data())
+def test_any_split_of_the_bytes_gives_back_the_same_instructions(items, data):
+    text = "".join(encode(*i) for i in items)
+    raw = text.encode()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
+    framer, parser = Framer(), Parser()
+    out, parsed = [], []
+    for start, end in zip([0] + cuts, cuts + [len(raw)]):
+        out.append(framer.feed(raw[start:end]))
+        parsed.extend(parser.feed(raw[start:end]))
+    assert "".join(out) == text
+    assert parsed == [[str(v) for v in i] for i in items]
+    assert framer.pending == 0
+
+
+def test_an_instruction_split_inside_a_utf8_character_is_reassembled():
+    text = encode("clipboard", "€uro")
+    raw = text.encode()
+    cut = raw.index("€".encode()) + 1            # inside the three-byte euro sign
+    framer = Framer()
+    assert framer.feed(raw[:cut]) == ""
+    assert framer.pending > 0
+    assert framer.feed(raw[cut:]) == text
+
+
+def test_split_inside_a_length_prefix_and_one_byte_at_a_time():
+    text = encode("blob", "1", "x" * 1234) + encode("sync", 99)
+    framer = Framer()
+    out = "".join(framer.feed(bytes([b])) for b in text.encode())
+    assert out == text
+
+
+def test_only_complete_instructions_come_out():
+    framer = Framer()
+    assert framer.feed("4.sync,2.12;4.sy") == "4.sync,2.12;"
+    assert framer.feed("nc,1.5") == ""
+    assert framer.feed(";") == "4.sync,1.5;"
+
+
+def test_an_instruction_of_exactly_the_limit_passes_and_one_more_fails():
+    def of_length(n):
+        head = "3.img,"
+        value_len = n - len(head) - 6        # "NNNN." + value + ";"
+        return head + f"{value_len}." + "y" * value_len + ";"
+    ok = of_length(MAX_INSTRUCTION_LENGTH)
+    assert len(ok) == MAX_INSTRUCTION_LENGTH
+    assert Framer().feed(ok) == ok
+    too_long = of_length(MAX_INSTRUCTION_LENGTH + 1)
+    with pytest.raises(ProtocolError, match="longer than 8192"):
+        Framer().feed(too_long)
+
+
+def test_a_declared_length_over_the_limit_fails_before_the_data_arrives():
+    framer = Framer()
+    with pytest.raises(ProtocolError, match="longer than 8192"):
+        framer.feed(b"4.blob,99999.abc")
+    # Nor does an endless value without a length past the limit sit in memory.
+    framer = Framer()
+    with pytest.raises(ProtocolError):
+        framer.feed(b"4.blob,8000." + b"z" * 9000)
+
+
+def test_128_elements_pass_and_129_fail():
+    assert parse(Framer().feed(encode("x", *range(MAX_ELEMENTS - 1))))[0] == "x"
+    with pytest.raises(ProtocolError, match="more than 128 elements"):
+        Framer().feed(encode("x", *range(MAX_ELEMENTS)))
+
+
+@pytest.mark.parametrize("bad, words", [
+    (b"4x.sync;", "length prefix"),
+    (b"four.sync;", "length prefix"),
+    (b"4.sync:", "',' or ';'"),
+    (b"4.sync,1.2;\xff\xfe", "invalid UTF-8"),
+    (b"123456789.x", "length prefix"),
+])
+def test_malformed_input_is_refused_with_a_short_message(bad, words):
+    with pytest.raises(ProtocolError, match=words) as e:
+        Framer().feed(bad)
+    assert len(str(e.value)) < 80
+
+
+def test_error_messages_quote_little_of_the_data():
+    secret = "S" * 500
+    with pytest.raises(ProtocolError) as e:
+        Framer().feed(("X" + secret).encode())
+    assert secret not in str(e.value) and len(str(e.value)) < 80
+
+
+def test_internal_instructions_are_those_with_an_empty_opcode():
+    assert is_internal(encode("", "ping", 1700000000000))
+    assert is_internal("0.;")
+    assert not is_internal(encode("key", 65, 1))
+    assert not is_internal(encode("clipboard", "0.,ping"))
+    assert not is_internal("05.hello,1.x;")
+
+
+def test_split_and_parse():
+    text = encode("a", "1;2") + encode("", "ping", "5") + encode("b")
+    raws = split(text)
+    assert raws == [encode("a", "1;2"), encode("", "ping", "5"), encode("b")]
+    assert [parse(r) for r in raws] == [["a", "1;2"], ["", "ping", "5"], ["b"]]
+    for bad in ("4.sync", "4.sync,1.1;4.sync", "x.y;"):
+        with pytest.raises(ProtocolError):
+            split(bad)
+    with pytest.raises(ProtocolError, match="more than one"):
+        parse(encode("a") + encode("b"))
