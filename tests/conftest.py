@@ -56,8 +56,10 @@ def vnc_desktop(tmp_path_factory):
     d.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module: Playwright's sync API keeps an event loop running in this thread until it
+    stops, and other tests call asyncio.run()."""
     if not os.path.exists(CHROMIUM):
         unavailable("chromium is not installed (Debian package chromium)")
     try:
