@@ -15,6 +15,15 @@ def page(browser):
     context.close()
 
 
+COUNT_LIT_PIXELS = """() => {
+    const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
+    return lit;
+}"""
+
+
 def wait_state(page, state: int, timeout_ms: int = 15000) -> None:
     page.locator(f"body[data-state='{state}']").wait_for(state="attached", timeout=timeout_ms)
 
@@ -32,15 +41,13 @@ def test_the_console_url_shows_the_desktop_and_typing_runs_a_command(service, vn
     size = page.evaluate("[window.guacbridge.display.getWidth(),"
                          " window.guacbridge.display.getHeight()]")
     assert size == [1024, 768]                 # Xvnc's geometry reached the browser
-    # The desktop was drawn: the display's default layer has non-black pixels.
-    lit = page.evaluate("""() => {
-        const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
-        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width,
-                                                          canvas.height).data;
-        let lit = 0;
-        for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
-        return lit;
-    }""")
+    # The desktop gets drawn: the display's default layer fills with non-black pixels
+    # (images decode asynchronously, so look a few times).
+    lit = 0
+    deadline = time.monotonic() + 5
+    while lit <= 100 and time.monotonic() < deadline:
+        lit = page.evaluate(COUNT_LIT_PIXELS)
+        page.wait_for_timeout(100)
     assert lit > 100
 
     box = page.locator(".display, #display").first.bounding_box()
