@@ -111,12 +111,12 @@ def _why_refused(row: tuple | None, now: float) -> str:
     if row is None:
         return "unknown console token"
     grant, extra_matches = _grant(row[:-1]), row[-1]
-    if grant.closed_at is not None:
-        return "this console has been closed"
     if grant.consumed_at is not None:
         return "this console link has already been used"
-    if grant.use_by <= now:
+    if grant.use_by <= now or grant.close_reason == "expired":
         return "this console link has expired"
+    if grant.closed_at is not None:
+        return "this console has been closed"
     if grant.has_extra and not extra_matches:
         return "the extra token is missing or wrong"
     return "console token refused"

@@ -24,6 +24,16 @@ COUNT_LIT_PIXELS = """() => {
 }"""
 
 
+def poll(page, script: str, done, timeout: float = 5.0):
+    """Evaluate *script* until done(value) or the timeout; the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(script)
+        if done(value) or time.monotonic() > deadline:
+            return value
+        page.wait_for_timeout(100)
+
+
 def wait_state(page, state: int, timeout_ms: int = 15000) -> None:
     page.locator(f"body[data-state='{state}']").wait_for(state="attached", timeout=timeout_ms)
 
@@ -38,16 +48,12 @@ def test_the_console_url_shows_the_desktop_and_typing_runs_a_command(service, vn
     connected_after = time.monotonic() - started
     assert "#token" not in page.url            # the one-time token left the address bar
 
-    size = page.evaluate("[window.guacbridge.display.getWidth(),"
-                         " window.guacbridge.display.getHeight()]")
+    # The desktop gets drawn: the display takes Xvnc's geometry and its default layer fills
+    # with non-black pixels. Display updates are applied asynchronously, so poll.
+    size = poll(page, "() => [window.guacbridge.display.getWidth(),"
+                      " window.guacbridge.display.getHeight()]", lambda v: v[0] > 0)
     assert size == [1024, 768]                 # Xvnc's geometry reached the browser
-    # The desktop gets drawn: the display's default layer fills with non-black pixels
-    # (images decode asynchronously, so look a few times).
-    lit = 0
-    deadline = time.monotonic() + 5
-    while lit <= 100 and time.monotonic() < deadline:
-        lit = page.evaluate(COUNT_LIT_PIXELS)
-        page.wait_for_timeout(100)
+    lit = poll(page, COUNT_LIT_PIXELS, lambda v: v > 100)
     assert lit > 100
 
     box = page.locator(".display, #display").first.bounding_box()

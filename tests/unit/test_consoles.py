@@ -87,6 +87,14 @@ def test_an_unused_link_expires_after_its_ttl(consoles, clock):
         run(consoles.start_session(token, None))
 
 
+def test_a_link_closed_by_the_sweeper_still_says_it_expired(consoles, clock):
+    reply = open_console(consoles, ttl=30)
+    clock.now += 31
+    assert consoles.store.expire(clock.now) == [reply["id"]]
+    with pytest.raises(Refused, match="expired"):
+        run(consoles.start_session(reply["websocket"]["token"], None))
+
+
 def test_unknown_token_is_refused(consoles):
     with pytest.raises(Refused, match="unknown"):
         run(consoles.start_session("nope", None))
