@@ -37,6 +37,8 @@ class Settings:
     use_by: int = 120
     duration: int = 7200
     max_duration: int = 8 * 3600
+    extend_step: int = 1800        # what the page's Extend button adds
+    reconnect_window: int = 120    # how long a page may take to come back after a drop
     handshake_timeout: float = 15.0
     log_level: str = "info"
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -95,7 +97,7 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     flat = dict(doc.get("guacbridge", {}))
     consoles = doc.get("consoles", {})
-    for key in ("use_by", "duration", "max_duration"):
+    for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
     if "agents" in doc:
@@ -204,6 +206,8 @@ _PARSERS = {
     "use_by": _positive,
     "duration": _positive,
     "max_duration": _positive,
+    "extend_step": _positive,
+    "reconnect_window": _positive,
     "handshake_timeout": float,
     "log_level": lambda v: str(v).lower(),
 }

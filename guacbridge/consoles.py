@@ -120,16 +120,65 @@ class Consoles:
 
     # -- sessions (the tunnel) -----------------------------------------------------------
 
-    async def start_session(self, token: str, extra: str | None) -> Grant:
-        """Consume a one-time token; Refused says why not, in words fit for the browser."""
+    async def start_session(self, token: str, extra: str | None, tunnel_id: str) -> Grant:
+        """A tunnel consumes a one-time token; Refused says why not, in words fit for the
+        browser. Such a console has no reconnect secret: it ends with its tunnel."""
         if not token:
             raise Refused("no console token was given")
         return await asyncio.to_thread(
             self.store.consume, grants.hash_token(token),
-            grants.hash_token(extra) if extra else None, self.clock())
+            grants.hash_token(extra) if extra else None, self.clock(), tunnel_id=tunnel_id)
+
+    async def open_page_session(self, console_id: str, token: Any,
+                                extra: Any) -> tuple[Grant, str]:
+        """The console page trades the one-time token for a reconnect secret, which lets its
+        tunnels come back after a network drop while the console lives."""
+        if not isinstance(token, str) or not token:
+            raise ConsoleError(400, "token is required")
+        if extra is not None and not isinstance(extra, str):
+            raise ConsoleError(400, "extra must be a string")
+        secret = grants.new_token()
+        try:
+            grant = await asyncio.to_thread(
+                self.store.consume, grants.hash_token(token),
+                grants.hash_token(extra) if extra else None, self.clock(),
+                session_hash=grants.hash_token(secret))
+        except Refused as e:
+            raise ConsoleError(403, e.reason) from None
+        if grant.id != console_id:    # a token for another console: burn it, say nothing more
+            await asyncio.to_thread(self.store.close, grant.id, "token used on the wrong page",
+                                    self.clock())
+            raise ConsoleError(403, "this token does not belong to this console")
+        log.info("console %s: page session started", grant.id)
+        return grant, secret
+
+    async def resume_session(self, console_id: str, secret: str, tunnel_id: str) -> Grant:
+        """A tunnel takes the console over with the page's reconnect secret."""
+        grant = await asyncio.to_thread(self.store.resume, console_id,
+                                        grants.hash_token(secret), tunnel_id, self.clock(),
+                                        self.settings.reconnect_window)
+        self._stop_live(console_id, "the console was opened again from this page")
+        return grant
+
+    async def page_grant(self, console_id: str, secret: str) -> Grant:
+        """The grant a page's reconnect secret speaks for; 403 if none."""
+        grant = await asyncio.to_thread(self.store.by_session, console_id,
+                                        grants.hash_token(secret)) if secret else None
+        if grant is None:
+            raise ConsoleError(403, "this page's console session is not valid")
+        return grant
+
+    async def end_tunnel(self, grant: Grant, tunnel_id: str, reason: str) -> None:
+        """A tunnel closed: a page console waits for a reconnect; any other one ends."""
+        if grant.has_session:
+            await asyncio.to_thread(self.store.tunnel_ended, grant.id, tunnel_id, self.clock())
+            log.info("console %s: tunnel ended (%s); reconnect possible for %d s", grant.id,
+                     reason, self.settings.reconnect_window)
+        else:
+            await self.end_session(grant.id, reason)
 
     def attach(self, console_id: str, stop: Stopper) -> Callable[[], None]:
-        """Register a live tunnel so that close() and the sweeper can end it."""
+        """Register a live tunnel so that close(), the sweeper and a reconnect can end it."""
         self._live.setdefault(console_id, set()).add(stop)
 
         def detach() -> None:
@@ -151,8 +200,10 @@ class Consoles:
         """Close expired grants and the tunnels still open on them."""
         while True:
             try:
-                for console_id in await asyncio.to_thread(self.store.expire, self.clock()):
-                    self._stop_live(console_id, "time limit reached")
+                for console_id, reason in await asyncio.to_thread(
+                        self.store.expire, self.clock(), self.settings.reconnect_window):
+                    self._stop_live(console_id, reason)
+                    log.info("console %s closed: %s", console_id, reason)
             except Exception:
                 log.exception("expiry sweep failed; retrying")
             await asyncio.sleep(interval)

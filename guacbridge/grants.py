@@ -57,6 +57,9 @@ class Grant:
     deadline: float | None = None  # session end; set on first use
     closed_at: float | None = None
     close_reason: str | None = None
+    has_session: bool = False      # the console page holds a reconnect secret
+    live_tunnel: str | None = None
+    idle_since: float | None = None
 
     def state(self, now: float) -> str:
         """pending → active → closed; a pending grant past use_by, or an active one past its
@@ -85,8 +88,19 @@ class GrantStore(Protocol):
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None: ...
 
-    def consume(self, token_hash: str, extra_hash: str | None, now: float) -> Grant:
-        """Atomically mark the grant first-used and start its session; raise Refused."""
+    def consume(self, token_hash: str, extra_hash: str | None, now: float, *,
+                session_hash: str | None = None, tunnel_id: str | None = None) -> Grant:
+        """Atomically mark the grant first-used and start its session; raise Refused.
+        The page passes a reconnect secret's hash; a tunnel passes its own id."""
+
+    def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
+               window: float) -> Grant:
+        """Let a tunnel take the console over with the reconnect secret; raise Refused."""
+
+    def by_session(self, grant_id: str, session_hash: str) -> Grant | None: ...
+
+    def tunnel_ended(self, grant_id: str, tunnel_id: str, now: float) -> None:
+        """Start the reconnect window, if that tunnel still held the console."""
 
     def get(self, grant_id: str) -> Grant | None: ...
 
@@ -98,5 +112,6 @@ class GrantStore(Protocol):
 
     def active(self, now: float) -> list[Grant]: ...
 
-    def expire(self, now: float) -> list[str]:
-        """Close every grant past use_by (unused) or past its deadline; return their ids."""
+    def expire(self, now: float, window: float) -> list[tuple[str, str]]:
+        """Close every grant past use_by (unused), past its deadline, or with no tunnel for
+        longer than the reconnect *window*; return (id, reason) pairs."""

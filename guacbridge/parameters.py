@@ -28,6 +28,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "telnet": frozenset(_COMMON | _TERMINAL | {"username-regex", "password-regex",
                                                "login-success-regex", "login-failure-regex"}),
 }
+# guacd's RDP keymaps (server-layout); the console page offers some of them.
+RDP_LAYOUTS = frozenset({
+    "en-us-qwerty", "en-gb-qwerty", "de-de-qwertz", "de-ch-qwertz", "fr-fr-azerty",
+    "fr-be-azerty", "fr-ca-qwerty", "fr-ch-qwertz", "es-es-qwerty", "es-latam-qwerty",
+    "it-it-qwerty", "pt-br-qwerty", "pt-pt-qwerty", "sv-se-qwerty", "da-dk-qwerty",
+    "no-no-qwerty", "pl-pl-qwerty", "hu-hu-qwertz", "cs-cz-qwertz", "ro-ro-qwerty",
+    "tr-tr-qwerty", "ja-jp-qwerty", "failsafe"})
 SECRET = frozenset({"password", "passphrase", "private-key"})
 _BOOLEAN = frozenset({"read-only", "disable-copy", "disable-paste", "swap-red-blue",
                       "ignore-cert", "disable-auth", "console", "normalize-clipboard",
@@ -87,6 +94,8 @@ def _value(name: str, value: Any) -> str:
         return str(number)
     if not isinstance(value, str):
         raise InvalidParameters(f"{name} must be a string")
+    if name == "server-layout" and value not in RDP_LAYOUTS:
+        raise InvalidParameters(f"server-layout must be one of {', '.join(sorted(RDP_LAYOUTS))}")
     if len(value) > MAX_VALUE:
         raise InvalidParameters(f"{name} is longer than {MAX_VALUE} characters")
     if "\x00" in value:

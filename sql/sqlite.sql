@@ -15,6 +15,9 @@ CREATE TABLE IF NOT EXISTS console_grant (
     consumed_at   REAL,
     deadline      REAL,
     closed_at     REAL,
-    close_reason  TEXT
+    close_reason  TEXT,
+    session_hash  TEXT,                   -- the console page's reconnect secret (SHA-256)
+    live_tunnel   TEXT,                   -- the tunnel that holds the console now
+    idle_since    REAL                    -- no tunnel since then; reconnect window runs
 );
 CREATE INDEX IF NOT EXISTS console_grant_open ON console_grant (closed_at, deadline);

@@ -18,7 +18,7 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
             (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
             (r"/healthz", api.HealthHandler, c),
             (r"/tunnel", TunnelHandler, c),
-            *page.routes(),
+            *page.routes(consoles),
         ],
         default_handler_class=api.NotFoundHandler, default_handler_args=c,
         log_function=log_request, websocket_ping_interval=None, xsrf_cookies=False,

@@ -1,10 +1,19 @@
-"""The console page and its static files (``html/`` and guacamole-common-js from npm)."""
+"""The console page, its static files (``html/`` and guacamole-common-js from npm) and the
+small API the page itself calls, authorised by its reconnect secret, not by an API key."""
 from __future__ import annotations
+
+from typing import Any
 
 import tornado.web
 
 from .. import resources
+from ..consoles import ConsoleError
+from ..grants import Grant
 from .access import RedactedLogging
+from .api import JsonHandler, answers
+
+SESSION_HEADER = "X-Console-Session"
+WARN_BEFORE = 300   # seconds: when the page warns that the session is about to end
 
 # The page loads nothing from elsewhere and runs no inline script.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:;"
@@ -30,11 +39,65 @@ class StaticHandler(RedactedLogging, tornado.web.StaticFileHandler):
         self.set_header("Cache-Control", "no-cache")
 
 
-def routes() -> list[tuple]:
+class PageApiHandler(JsonHandler):
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Referrer-Policy", "no-referrer")
+
+    async def grant(self, console_id: str) -> Grant:
+        return await self.consoles.page_grant(console_id,
+                                              self.request.headers.get(SESSION_HEADER, ""))
+
+    def status(self, grant: Grant, **extra: Any) -> dict[str, Any]:
+        now = self.consoles.clock()
+        return {"result": True, "details": None, "id": grant.id, "state": grant.state(now),
+                "now": now, "deadline": grant.deadline, "max_deadline": grant.hard_deadline,
+                "extend_step": self.consoles.settings.extend_step, "warn_before": WARN_BEFORE,
+                "protocol": grant.target.protocol, **extra}
+
+
+class PageSessionHandler(PageApiHandler):
+    @answers
+    async def post(self, console_id: str) -> None:
+        """Trade the one-time token (in the body, never in a URL) for a reconnect secret."""
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ConsoleError(400, "the request body must be a JSON object")
+        grant, secret = await self.consoles.open_page_session(console_id, body.get("token"),
+                                                              body.get("extra"))
+        self.send(self.status(grant, session=secret), 201)
+
+    @answers
+    async def get(self, console_id: str) -> None:
+        self.send(self.status(await self.grant(console_id)))
+
+
+class PageExtendHandler(PageApiHandler):
+    @answers
+    async def post(self, console_id: str) -> None:
+        await self.grant(console_id)
+        await self.consoles.extend(console_id, self.consoles.settings.extend_step)
+        self.send(self.status(await self.grant(console_id)))
+
+
+class PageCloseHandler(PageApiHandler):
+    @answers
+    async def post(self, console_id: str) -> None:
+        await self.grant(console_id)
+        await self.consoles.close(console_id, "closed by the user")
+        self.send(self.status(await self.grant(console_id)))
+
+
+def routes(consoles: Any) -> list[tuple]:
     html = str(resources.folder("html"))
     js = resources.guacamole_js()
+    c = {"consoles": consoles}
+    uuid = r"([0-9a-f-]{36})"
     return [
-        (r"/console/([0-9a-f-]{36})", PageHandler),
+        (rf"/console/{uuid}", PageHandler),
+        (rf"/console/{uuid}/session", PageSessionHandler, c),
+        (rf"/console/{uuid}/extend", PageExtendHandler, c),
+        (rf"/console/{uuid}/close", PageCloseHandler, c),
         (r"/static/vendor/(guacamole-common\.js)", StaticHandler, {"path": str(js.parent)}),
         (r"/static/([\w.-]+\.(?:js|css|svg|png)|layouts/[\w.-]+\.json)", StaticHandler,
          {"path": html}),

@@ -18,9 +18,9 @@ import uuid
 
 import tornado.websocket
 
-from .. import guacd, protocol
+from .. import guacd, parameters, protocol
 from ..consoles import Consoles
-from ..grants import Refused
+from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
 from .access import RedactedLogging
 
@@ -44,7 +44,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def initialize(self, consoles: Consoles) -> None:
         self.consoles = consoles
         self.settings_ = consoles.settings
-        self.console_id: str | None = None
+        self.tunnel_id = str(uuid.uuid4())
+        self.grant: Grant | None = None
         self.conn: GuacdConnection | None = None
         self.inbound = protocol.Framer()
         self.tasks: list[asyncio.Task] = []
@@ -62,28 +63,37 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
 
     async def open(self) -> None:
         self.set_nodelay(True)
-        self.write_message(protocol.encode("", str(uuid.uuid4())))
+        self.write_message(protocol.encode("", self.tunnel_id))
         arg = self.get_query_argument
         try:
             caps = Capabilities(width=_int(arg("width", "1024"), 1, 8192),
                                 height=_int(arg("height", "768"), 1, 8192),
                                 dpi=_int(arg("dpi", "96"), 24, 960),
                                 timezone=_timezone(arg("timezone", "")))
+            layout = _layout(arg("layout", ""))
         except ValueError as e:
             return self.fail(guacd.CLIENT_BAD_REQUEST, str(e))
         try:
-            grant = await self.consoles.start_session(arg("token", ""), arg("extra", "") or None)
+            if arg("session", ""):
+                grant = await self.consoles.resume_session(arg("console", ""), arg("session"),
+                                                           self.tunnel_id)
+            else:
+                grant = await self.consoles.start_session(arg("token", ""),
+                                                          arg("extra", "") or None,
+                                                          self.tunnel_id)
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
             return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
-        self.console_id = grant.id
+        self.grant = grant
         if self.end_reason is not None:   # the browser left while the token was checked
             return await self._record_end()
         caps.name = grant.user
+        params = grant.target.params
+        if layout and grant.target.protocol == "rdp":
+            params = {**params, "server-layout": layout}
         try:
             conn = await guacd.connect_any(self.settings_.guacd, grant.target.protocol,
-                                           grant.target.params, caps,
-                                           self.settings_.handshake_timeout)
+                                           params, caps, self.settings_.handshake_timeout)
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
             return self.fail(e.status, e.message, f"guacd: {e.message}")
@@ -209,16 +219,17 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             self.close(websocket_code(status), str(status))
 
     async def _record_end(self) -> None:
-        if self.console_id is None or self.end_recorded:
+        grant = self.grant
+        if grant is None or self.end_recorded:
             return
         self.end_recorded = True
         reason = self.end_reason or "closed"
         try:
-            await self.consoles.end_session(self.console_id, reason)
+            await self.consoles.end_tunnel(grant, self.tunnel_id, reason)
         except Exception:
-            log.exception("console %s: could not record its end", self.console_id)
+            log.exception("console %s: could not record the tunnel's end", grant.id)
         log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",
-                 self.console_id, time.monotonic() - self.opened_at, self.bytes_out,
+                 grant.id, time.monotonic() - self.opened_at, self.bytes_out,
                  self.bytes_in, reason)
 
 
@@ -230,6 +241,14 @@ def _int(value: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ValueError(f"{number} is outside {low}..{high}")
     return number
+
+
+def _layout(value: str) -> str | None:
+    if not value:
+        return None
+    if value not in parameters.RDP_LAYOUTS:
+        raise ValueError(f"unknown keyboard layout {value[:32]!r}")
+    return value
 
 
 def _timezone(value: str) -> str | None:

@@ -63,17 +63,17 @@ def test_the_store_keeps_only_a_hash_of_the_token(consoles, tmp_path):
 
 def test_a_token_opens_a_session_once(consoles, clock):
     token = open_console(consoles)["websocket"]["token"]
-    grant = run(consoles.start_session(token, None))
+    grant = run(consoles.start_session(token, None, "t1"))
     assert grant.consumed_at == clock.now and grant.deadline == clock.now + 7200
     with pytest.raises(Refused, match="already been used"):
-        run(consoles.start_session(token, None))
+        run(consoles.start_session(token, None, "t1"))
 
 
 def test_two_racing_browsers_cannot_both_use_one_token(consoles):
     token = open_console(consoles)["websocket"]["token"]
 
     async def race():
-        return await asyncio.gather(*(consoles.start_session(token, None) for _ in range(8)),
+        return await asyncio.gather(*(consoles.start_session(token, None, "t1") for _ in range(8)),
                                     return_exceptions=True)
     results = run(race())
     assert sum(not isinstance(r, Exception) for r in results) == 1
@@ -84,29 +84,29 @@ def test_an_unused_link_expires_after_its_ttl(consoles, clock):
     token = open_console(consoles, ttl=30)["websocket"]["token"]
     clock.now += 31
     with pytest.raises(Refused, match="expired"):
-        run(consoles.start_session(token, None))
+        run(consoles.start_session(token, None, "t1"))
 
 
 def test_a_link_closed_by_the_sweeper_still_says_it_expired(consoles, clock):
     reply = open_console(consoles, ttl=30)
     clock.now += 31
-    assert consoles.store.expire(clock.now) == [reply["id"]]
+    assert consoles.store.expire(clock.now, 120) == [(reply["id"], "expired")]
     with pytest.raises(Refused, match="expired"):
-        run(consoles.start_session(reply["websocket"]["token"], None))
+        run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
 
 
 def test_unknown_token_is_refused(consoles):
     with pytest.raises(Refused, match="unknown"):
-        run(consoles.start_session("nope", None))
+        run(consoles.start_session("nope", None, "t1"))
 
 
 def test_the_extra_token_must_match_and_a_wrong_one_does_not_burn_the_link(consoles):
     token = open_console(consoles, extra_token="second-factor")["websocket"]["token"]
     with pytest.raises(Refused, match="extra token"):
-        run(consoles.start_session(token, "wrong"))
+        run(consoles.start_session(token, "wrong", "t1"))
     with pytest.raises(Refused, match="extra token"):
-        run(consoles.start_session(token, None))
-    assert run(consoles.start_session(token, "second-factor")).has_extra
+        run(consoles.start_session(token, None, "t1"))
+    assert run(consoles.start_session(token, "second-factor", "t1")).has_extra
 
 
 def test_a_closed_console_cannot_be_opened(consoles):
@@ -114,12 +114,12 @@ def test_a_closed_console_cannot_be_opened(consoles):
     closed = run(consoles.close(reply["id"], "revoked"))
     assert closed["state"] == "closed" and closed["close_reason"] == "revoked"
     with pytest.raises(Refused, match="closed"):
-        run(consoles.start_session(reply["websocket"]["token"], None))
+        run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
 
 
 def test_extend_moves_the_deadline_but_not_past_the_hard_cap(consoles, clock):
     reply = open_console(consoles)
-    grant = run(consoles.start_session(reply["websocket"]["token"], None))
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
     extended = run(consoles.extend(reply["id"], 1800))
     assert extended["deadline"] == _iso(grant.consumed_at + 7200 + 1800)
     capped = run(consoles.extend(reply["id"], 99999))
@@ -128,7 +128,7 @@ def test_extend_moves_the_deadline_but_not_past_the_hard_cap(consoles, clock):
 
 def test_the_sweeper_closes_consoles_past_their_deadline_and_stops_their_tunnels(consoles, clock):
     reply = open_console(consoles)
-    run(consoles.start_session(reply["websocket"]["token"], None))
+    run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
     stopped = []
     consoles.attach(reply["id"], stopped.append)
     clock.now += 7201
@@ -139,7 +139,7 @@ def test_the_sweeper_closes_consoles_past_their_deadline_and_stops_their_tunnels
         task.cancel()
     run(one_sweep())
     assert stopped == ["time limit reached"]
-    assert run(consoles.get(reply["id"]))["close_reason"] == "expired"
+    assert run(consoles.get(reply["id"]))["close_reason"] == "time limit reached"
 
 
 @pytest.mark.parametrize("request_, status, words", [
@@ -177,3 +177,67 @@ def test_unknown_console_is_404(consoles):
 def _iso(ts):
     from guacbridge.consoles import _iso
     return _iso(ts)
+
+
+# -- the console page's reconnect secret -------------------------------------------------
+
+def page_session(consoles):
+    reply = open_console(consoles)
+    grant, secret = run(consoles.open_page_session(reply["id"], reply["websocket"]["token"], None))
+    return reply, grant, secret
+
+
+def test_the_page_trades_the_token_for_a_reconnect_secret_once(consoles):
+    reply, grant, secret = page_session(consoles)
+    assert grant.has_session and secret != reply["websocket"]["token"]
+    with pytest.raises(ConsoleError) as e:
+        run(consoles.open_page_session(reply["id"], reply["websocket"]["token"], None))
+    assert e.value.status == 403 and "already been used" in e.value.details
+    with pytest.raises(Refused, match="already been used"):       # nor by a tunnel
+        run(consoles.start_session(reply["websocket"]["token"], None, "t9"))
+
+
+def test_tunnels_come_back_with_the_secret_but_not_after_the_reconnect_window(consoles, clock):
+    reply, grant, secret = page_session(consoles)
+    assert run(consoles.resume_session(reply["id"], secret, "t1")).live_tunnel == "t1"
+    run(consoles.end_tunnel(grant, "t1", "network dropped"))
+    clock.now += 60
+    assert run(consoles.resume_session(reply["id"], secret, "t2")).live_tunnel == "t2"
+    run(consoles.end_tunnel(grant, "t2", "network dropped"))
+    clock.now += 121
+    with pytest.raises(Refused, match="left too long"):
+        run(consoles.resume_session(reply["id"], secret, "t3"))
+    with pytest.raises(Refused, match="unknown console session|wrong"):
+        run(consoles.resume_session(reply["id"], "not-the-secret", "t3"))
+
+
+def test_a_replaced_tunnel_ending_late_does_not_start_the_reconnect_window(consoles, clock):
+    reply, grant, secret = page_session(consoles)
+    run(consoles.resume_session(reply["id"], secret, "old"))
+    run(consoles.resume_session(reply["id"], secret, "new"))
+    run(consoles.end_tunnel(grant, "old", "replaced"))
+    clock.now += 3600
+    assert consoles.store.expire(clock.now, 120) == []           # "new" still holds it
+
+
+def test_the_sweeper_closes_a_console_left_longer_than_the_window(consoles, clock):
+    reply, grant, secret = page_session(consoles)
+    clock.now += 121
+    assert consoles.store.expire(clock.now, 120) == [(reply["id"], "browser left")]
+
+
+def test_a_token_for_another_console_is_refused_and_burnt(consoles):
+    reply = open_console(consoles)
+    other = open_console(consoles)
+    with pytest.raises(ConsoleError) as e:
+        run(consoles.open_page_session(other["id"], reply["websocket"]["token"], None))
+    assert e.value.status == 403
+    assert run(consoles.get(reply["id"]))["state"] == "closed"
+
+
+def test_a_direct_tunnel_console_ends_with_its_tunnel(consoles):
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    run(consoles.end_tunnel(grant, "t1", "browser left"))
+    shown = run(consoles.get(reply["id"]))
+    assert shown["state"] == "closed" and shown["close_reason"] == "browser left"
