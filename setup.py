@@ -28,7 +28,7 @@ class BuildWithPage(build_py):
         shutil.rmtree(data, ignore_errors=True)
         shutil.copytree(HERE / "sql", data / "sql")
         shutil.copytree(HERE / "html", data / "html",
-                        ignore=shutil.ignore_patterns("node_modules", "package*.json"))
+                        ignore=shutil.ignore_patterns("node_modules", "package*.json", "screenshots"))
         (data / "html" / "vendor").mkdir()
         shutil.copy2(GUACAMOLE_JS, data / "html" / "vendor" / GUACAMOLE_JS.name)
 

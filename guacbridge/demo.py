@@ -129,6 +129,16 @@ class Desktop:
     parts: list[Part]
     workdir: pathlib.Path
 
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DISPLAY": f":{self.display}"}
+
+    def run(self, name: str, argv: list[str]) -> Part:
+        """Another X client on this desktop, stopped with it."""
+        part = _spawn(name, argv, self.workdir, self.env)
+        self.parts.append(part)
+        return part
+
     def stop(self) -> None:
         for part in reversed(self.parts):
             part.stop()

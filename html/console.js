@@ -1,140 +1,440 @@
-// The console page: one Guacamole client over guacbridge's WebSocket tunnel.
-// The one-time token arrives in the URL fragment (never sent to a server log) and is dropped
-// from the address bar at once. The Ctrl-Alt-Shift menu will hang off `session` later.
+// The console page: one Guacamole client at a time over guacbridge's WebSocket tunnel, kept
+// alive across network drops. The one-time token arrives in the URL fragment (never in a
+// server log), is traded once for a reconnect secret kept in this tab's sessionStorage, and
+// every tunnel after that uses the secret.
 import Guacamole from './vendor/guacamole-common.js';
-import { STATE_TEXT, describeError } from './status.js';
+import { STATE_TEXT, RECOVERABLE, describeError } from './status.js';
+import { COMBOS, attachKeyboard, attachPointer, attachTextInput, createOsk, fkeyCombo,
+  sendCombo } from './input.js';
+import { createMenu } from './menu.js';
+import { createClipboard } from './clipboard.js';
+import { LAYOUT_NAMES, rdpLayout } from './layouts.js';
 
-const RESIZE_DEBOUNCE_MS = 300;
+const MAX_ATTEMPTS = 5;          // automatic reconnects in a row before giving up
+const RETRY_SECONDS = 5;
+const STABLE_MS = 20000;         // connected this long: the attempt counter starts over
+const POLL_MS = 30000;           // re-read the deadline (an operator may extend it)
+const ZOOM_STEPS = [0.25, 0.33, 0.5, 0.67, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3];
+const CONNECTED = 3;
 
 const $ = (id) => document.getElementById(id);
-const session = { client: null, display: null, state: 0, error: null };
+const base = location.pathname.replace(/\/+$/, '');
+const consoleId = base.split('/').pop();
+const storeKey = `guacbridge-session:${consoleId}`;
+
+const prefs = loadPrefs();
+const session = {
+  secret: null, info: null, offset: 0, conn: null, state: 0, error: null, attempts: 0,
+  reconnects: 0, ended: null, zoom: 'fit', retryTimer: null,
+};
+
+// The live connection, whichever it is now.
+const sink = {
+  key(pressed, keysym) {
+    if (session.state === CONNECTED) session.conn.client.sendKeyEvent(pressed, keysym);
+  },
+  mouse(state) {
+    if (session.state === CONNECTED) session.conn.client.sendMouseState(state, true);
+  },
+};
 
 // For people and for automated browser tests alike.
 window.guacbridge = {
-  get client() { return session.client; },
-  get display() { return session.display; },
+  get client() { return session.conn?.client ?? null; },
+  get display() { return session.conn?.client.getDisplay() ?? null; },
   get state() { return session.state; },
   get error() { return session.error; },
+  get reconnects() { return session.reconnects; },
+  get deadline() { return session.info?.deadline ?? null; },
+  get prefs() { return { ...prefs }; },
 };
 
-function readLink() {
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
-  return { token: fragment.get('token'), extra: fragment.get('extra') };
+// -- preferences -------------------------------------------------------------------------
+
+function loadPrefs() {
+  const defaults = {
+    input: 'none', mouse: 'absolute',
+    layout: LAYOUT_NAMES.find((n) => n.startsWith((navigator.language || 'en').slice(0, 2)))
+      || 'en-us',
+    timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
+  };
+  try {
+    const saved = JSON.parse(localStorage.getItem('guacbridge-prefs') || '{}');
+    if (!LAYOUT_NAMES.includes(saved.layout)) delete saved.layout;
+    return { ...defaults, ...saved };
+  } catch {
+    return defaults;
+  }
 }
 
+function setPref(name, value) {
+  if (prefs[name] === value) return;
+  prefs[name] = value;
+  localStorage.setItem('guacbridge-prefs', JSON.stringify(prefs));
+  if (name === 'input' || name === 'layout') showInputPanel();
+  // These travel in the handshake: a new one, with the same session, applies them.
+  if (name === 'timezone' || (name === 'layout' && session.info?.protocol === 'rdp')) {
+    reconnect('settings changed');
+  }
+}
+
+// -- the page's own API (authorised by the reconnect secret) -----------------------------
+
+async function pageApi(path, method = 'GET', body = undefined) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (session.secret) headers['X-Console-Session'] = session.secret;
+  const response = await fetch(`${base}/${path}`, {
+    method, headers, body: body && JSON.stringify(body), cache: 'no-store',
+  });
+  const data = await response.json().catch(() => ({ details: response.statusText }));
+  if (!response.ok) throw Object.assign(new Error(data.details), { status: response.status });
+  return data;
+}
+
+function takeInfo(info) {
+  session.info = info;
+  session.offset = info.now - Date.now() / 1000;
+  menu.canExtend(info.deadline < info.max_deadline);
+  tickClock();
+}
+
+async function startSession() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  const token = fragment.get('token');
+  if (token) {
+    const info = await pageApi('session', 'POST', { token, extra: fragment.get('extra') });
+    session.secret = info.session;
+    sessionStorage.setItem(storeKey, info.session);
+    takeInfo(info);
+    return true;
+  }
+  session.secret = sessionStorage.getItem(storeKey);
+  if (!session.secret) return false;
+  takeInfo(await pageApi('session'));       // a reload: the same tab may come back
+  return true;
+}
+
+// -- status box and banners ---------------------------------------------------------------
+
+function showStatus(text, detail = '', hint = '', isError = false, retry = false) {
+  $('status-text').textContent = text;
+  $('status-detail').textContent = detail;
+  $('status-hint').textContent = hint;
+  $('status-retry').hidden = !retry;
+  $('status').classList.toggle('error', isError);
+  $('status').hidden = false;
+}
+
+const banners = new Map();
+function banner(kind, text) {
+  if (text) banners.set(kind, text);
+  else banners.delete(kind);
+  const shown = banners.get('time') || banners.get('unstable');
+  $('banner').hidden = !shown;
+  $('banner-text').textContent = shown || '';
+  $('banner-extend').hidden = !banners.has('time');
+}
+
+function fail(code, message) {
+  session.error = { code, message: message || '' };
+  document.body.dataset.error = String(code);
+  const { text, detail, hint } = describeError(code, message);
+  showStatus(text, detail, hint, true);
+}
+
+// -- connections --------------------------------------------------------------------------
+
 function tunnelUrl() {
-  const url = new URL('../tunnel', location.href);
+  const url = new URL(`${base}/../../tunnel`, location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   url.search = '';
   url.hash = '';
   return url.href;
 }
 
-function connectQuery(link) {
-  const query = new URLSearchParams({ token: link.token });
-  if (link.extra) query.set('extra', link.extra);
+function connectQuery() {
+  const query = new URLSearchParams({ console: consoleId, session: session.secret });
   query.set('width', String(window.innerWidth));
   query.set('height', String(window.innerHeight));
   query.set('dpi', String(Math.round(96 * (window.devicePixelRatio || 1))));
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  if (zone) query.set('timezone', zone);
+  query.set('timezone', prefs.timezone);
+  query.set('layout', rdpLayout(prefs.layout));
   return query.toString();
 }
 
-// -- status box --------------------------------------------------------------------------
-
-function showStatus(text, detail = '', isError = false) {
-  const box = $('status');
-  $('status-text').textContent = text;
-  $('status-detail').textContent = detail;
-  box.classList.toggle('error', isError);
-  box.hidden = false;
-}
-
-function hideStatus() { $('status').hidden = true; }
-
-function onState(state) {
-  session.state = state;
-  document.body.dataset.state = String(state);
-  document.title = `Console – ${STATE_TEXT[state] || state}`;
-  if (session.error) return;              // keep the reason on screen
-  if (state === 3) hideStatus();
-  else showStatus(STATE_TEXT[state] || '');
-}
-
-function onError(status) {
-  if (session.error) return;              // the first reason is the real one
-  session.error = { code: status.code, message: status.message || '' };
-  document.body.dataset.error = String(status.code);
-  const { text, detail } = describeError(status.code, status.message);
-  showStatus(text, detail, true);
-}
-
-// -- display -----------------------------------------------------------------------------
-
-function fitDisplay(display) {
-  const width = display.getWidth();
-  const height = display.getHeight();
-  if (!width || !height) return;
-  // Fit the window, but never blow pixels up: console text stays sharp.
-  display.scale(Math.min(1, window.innerWidth / width, window.innerHeight / height));
-}
-
-function debounce(fn, ms) {
-  let timer = null;
-  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
-}
-
-// -- input -------------------------------------------------------------------------------
-
-function attachInput(client, display) {
-  const element = display.getElement();
-  const send = (event) => client.sendMouseState(event.state, true);
-
-  const mouse = new Guacamole.Mouse(element);
-  mouse.onEach(['mousedown', 'mousemove', 'mouseup'], send);
-  const touch = new Guacamole.Mouse.Touchscreen(element);
-  touch.onEach(['mousedown', 'mousemove', 'mouseup'], send);
-
-  const keyboard = new Guacamole.Keyboard(document);
-  keyboard.onkeydown = (keysym) => { client.sendKeyEvent(1, keysym); };
-  keyboard.onkeyup = (keysym) => { client.sendKeyEvent(0, keysym); };
-  // Keys held when the window loses focus would otherwise stay down on the server.
-  window.addEventListener('blur', () => keyboard.reset());
-  return { mouse, touch, keyboard };
-}
-
-// -- start -------------------------------------------------------------------------------
-
-function start() {
-  const link = readLink();
-  if (!link.token) {
-    showStatus('This page needs a console link with a token.',
-      'Open the full URL you were given; each link works once.', true);
-    return;
-  }
-
+function connect() {
   const tunnel = new Guacamole.WebSocketTunnel(tunnelUrl());
   const client = new Guacamole.Client(tunnel);
+  const conn = { client, tunnel, status: null, over: false, deliberate: false };
+  session.conn = conn;
   const display = client.getDisplay();
-  session.client = client;
-  session.display = display;
+  $('display').replaceChildren(display.getElement());
+  display.onresize = applyZoom;
 
-  $('display').appendChild(display.getElement());
-  display.onresize = () => fitDisplay(display);
-  client.onstatechange = onState;
-  client.onerror = onError;
-  tunnel.onerror = onError;
+  client.onstatechange = (state) => {
+    if (session.conn !== conn) return;
+    session.state = state;
+    document.body.dataset.state = String(state);
+    document.title = `Console – ${STATE_TEXT[state] || state}`;
+    if (state === CONNECTED) onConnected(conn);
+    else if (!conn.over && !session.error && state < CONNECTED) {
+      showStatus(STATE_TEXT[state] || '');
+    }
+  };
+  // Errors come as an `error` instruction and again as the close reason: keep the first.
+  client.onerror = (status) => { conn.status ??= status; };
+  tunnel.onerror = (status) => {
+    // No reason from the server: the socket just died (a network drop, a proxy).
+    if (!conn.status && !status.message) conn.dropped = true;
+    conn.status ??= status;
+  };
+  tunnel.onstatechange = (state) => {
+    if (session.conn !== conn) return;
+    if (state === Guacamole.Tunnel.State.UNSTABLE) {
+      banner('unstable', 'The network connection appears unstable…');
+    } else if (state === Guacamole.Tunnel.State.OPEN) {
+      banner('unstable', null);
+    } else if (state === Guacamole.Tunnel.State.CLOSED) {
+      connectionOver(conn);
+    }
+  };
+  clipboard.attach(client);
+  client.connect(connectQuery());
+}
 
-  attachInput(client, display);
-  window.addEventListener('resize', debounce(() => {
-    fitDisplay(display);
-    if (session.state === 3) client.sendSize(window.innerWidth, window.innerHeight);
-  }, RESIZE_DEBOUNCE_MS));
-  window.addEventListener('pagehide', () => client.disconnect());
+function onConnected(conn) {
+  $('status').hidden = true;
+  if (conn.counted) return;
+  conn.counted = true;
+  if (session.attempts > 0 || conn.isReconnect) session.reconnects += 1;
+  setTimeout(() => { if (session.conn === conn && !conn.over) session.attempts = 0; },
+    STABLE_MS);
+  applyZoom();
+}
 
-  client.connect(connectQuery(link));
+function connectionOver(conn) {
+  if (conn.over) return;
+  conn.over = true;
+  banner('unstable', null);
+  if (conn.deliberate) return;
+  session.state = 5;
+  document.body.dataset.state = '5';
+  if (session.ended) {
+    showStatus(session.ended, 'This console link no longer works.', '', false);
+    return;
+  }
+  const status = conn.status;
+  if (!status || status.code === 0) {
+    showStatus('The console session ended.', '', 'Ask for a new console if you need one.');
+    return;
+  }
+  if (RECOVERABLE.has(status.code) && session.attempts < MAX_ATTEMPTS) {
+    scheduleRetry(status, conn.dropped);
+  } else {
+    fail(status.code, status.message);
+  }
+}
+
+function scheduleRetry(status, dropped) {
+  session.attempts += 1;
+  const { text, hint } = dropped
+    ? { text: 'The connection to the console was lost.', hint: 'Check your network.' }
+    : describeError(status.code, status.message);
+  let left = RETRY_SECONDS;
+  document.body.dataset.reconnecting = String(session.attempts);
+  const tick = () => {
+    if (left <= 0) return retryNow();
+    showStatus(text, `Reconnecting in ${left} s (attempt ${session.attempts} of ${MAX_ATTEMPTS})`,
+      hint, true, true);
+    left -= 1;
+    session.retryTimer = setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+function retryNow() {
+  clearTimeout(session.retryTimer);
+  delete document.body.dataset.reconnecting;
+  showStatus('Reconnecting…');
+  connect();
+  session.conn.isReconnect = true;
+}
+
+/** A new handshake on purpose (time zone, layout); the console itself goes on. */
+function reconnect(why) {
+  const old = session.conn;
+  if (!old || session.ended) return;
+  old.deliberate = true;
+  old.client.disconnect();
+  showStatus(`Reconnecting (${why})…`);
+  connect();
+  session.conn.isReconnect = true;
+}
+
+// -- display ------------------------------------------------------------------------------
+
+function applyZoom() {
+  const display = session.conn?.client.getDisplay();
+  if (!display || !display.getWidth()) return;
+  const panelHeight = [$('text-input'), $('osk')].reduce(
+    (sum, panel) => sum + (panel.hidden ? 0 : panel.offsetHeight), 0);
+  let scale = session.zoom;
+  if (scale === 'fit') {
+    scale = Math.min(1, window.innerWidth / display.getWidth(),
+      (window.innerHeight - panelHeight) / display.getHeight());
+  }
+  display.scale(scale);
+  $('screen').classList.toggle('scroll', session.zoom !== 'fit');
+  $('screen').style.bottom = `${panelHeight}px`;
+  menu.showZoom(scale, session.zoom === 'fit');
+}
+
+function zoom(how) {
+  const display = session.conn?.client.getDisplay();
+  const current = display ? display.getScale() : 1;
+  if (how === 'fit' || typeof how === 'number') session.zoom = how;
+  else if (how === 'in') session.zoom = ZOOM_STEPS.find((s) => s > current + 0.001) || 3;
+  else session.zoom = [...ZOOM_STEPS].reverse().find((s) => s < current - 0.001) || 0.25;
+  applyZoom();
+}
+
+async function toggleFullscreen() {
+  if (document.fullscreenElement) {
+    navigator.keyboard?.unlock?.();
+    await document.exitFullscreen().catch(() => {});
+    return;
+  }
+  await document.documentElement.requestFullscreen().catch(() => {});
+  // With the Keyboard Lock API, Alt-Tab, Super and Escape reach the server too.
+  await navigator.keyboard?.lock?.().catch(() => {});
+}
+
+// -- input panels ---------------------------------------------------------------------------
+
+let osk = null;
+function showInputPanel() {
+  $('text-input').hidden = prefs.input !== 'text';
+  $('osk').hidden = prefs.input !== 'osk';
+  if (prefs.input === 'osk' && (!osk || osk.layoutName !== prefs.layout)) {
+    osk = createOsk($('osk'), sink, prefs.layout);
+    osk.layoutName = prefs.layout;
+  }
+  if (prefs.input === 'text') $('text-field').focus();
+  resizeOsk();
+  applyZoom();
+}
+
+const OSK_MAX_WIDTH = 960;   // px: keys stay finger-sized, not poster-sized
+function resizeOsk() {
+  if (!osk || $('osk').hidden) return;
+  const style = getComputedStyle($('osk'));
+  const inner = $('osk').clientWidth - parseFloat(style.paddingLeft)
+    - parseFloat(style.paddingRight);
+  osk.resize(Math.min(inner, OSK_MAX_WIDTH));
+}
+
+// -- session clock --------------------------------------------------------------------------
+
+function formatLeft(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n) => String(n).padStart(2, '0');
+  return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}
+
+function tickClock() {
+  const info = session.info;
+  if (!info || info.deadline == null) return;
+  const left = info.deadline - (Date.now() / 1000 + session.offset);
+  menu.showTimeLeft(formatLeft(left));
+  const warn = left <= info.warn_before && !session.ended;
+  banner('time', warn ? `The session ends in ${formatLeft(left)}.` : null);
+  document.body.dataset.timeLeft = String(Math.max(0, Math.floor(left)));
+}
+
+async function extend() {
+  try {
+    takeInfo(await pageApi('extend', 'POST'));
+  } catch (e) {
+    banner('time', `Could not extend: ${e.message}`);
+  }
+}
+
+async function closeSession() {
+  session.ended = 'You closed the session.';
+  try {
+    await pageApi('close', 'POST');
+  } catch { /* the server may have closed it already */ }
+  sessionStorage.removeItem(storeKey);
+  banner('time', null);
+  session.conn?.client.disconnect();
+  showStatus(session.ended, 'This console link no longer works.');
+}
+
+// -- start ----------------------------------------------------------------------------------
+
+const clipboard = createClipboard($('clipboard'));
+const menu = createMenu({
+  extend, closeSession, toggleFullscreen, zoom, setPref,
+  sendCombo: (name) => sendCombo(sink, COMBOS[name]),
+  sendFkey: (n) => sendCombo(sink, fkeyCombo(n)),
+  onOpen: () => clipboard.pullLocal(),
+}, prefs);
+
+const ownsFocus = () => {
+  const el = document.activeElement;
+  return Boolean(el && el !== document.body && !$('screen').contains(el));
+};
+attachKeyboard(sink, { onMenuKey: () => menu.toggle(), ownsFocus });
+attachPointer($('display'), sink, () => prefs.mouse);
+attachTextInput($('text-input'), $('text-field'), sink);
+// A click on the console gives the keyboard back to it.
+$('screen').addEventListener('mousedown', () => {
+  if (ownsFocus()) document.activeElement.blur();
+});
+$('status-retry').addEventListener('click', () => {
+  session.attempts = Math.max(0, session.attempts - 1);
+  retryNow();
+});
+$('banner-extend').addEventListener('click', extend);
+document.addEventListener('fullscreenchange',
+  () => menu.showFullscreen(Boolean(document.fullscreenElement)));
+let resizeTimer = null;
+window.addEventListener('resize', () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    resizeOsk();
+    applyZoom();
+    if (session.state === CONNECTED) {
+      session.conn.client.sendSize(window.innerWidth, window.innerHeight);
+    }
+  }, 300);
+}, { passive: true });
+window.addEventListener('pagehide', () => {
+  if (session.conn) session.conn.deliberate = true;
+  session.conn?.client.disconnect();
+});
+setInterval(tickClock, 1000);
+setInterval(() => {
+  if (session.secret && !session.ended) pageApi('session').then(takeInfo).catch(() => {});
+}, POLL_MS);
+
+async function start() {
+  showInputPanel();
+  try {
+    if (!(await startSession())) {
+      showStatus('This page needs a console link with a token.',
+        'Open the full URL you were given; each link works once.', '', true);
+      return;
+    }
+  } catch (e) {
+    sessionStorage.removeItem(storeKey);
+    fail(e.status === 403 ? 0x0301 : 0x0200, e.message);
+    return;
+  }
+  connect();
 }
 
 start();
