@@ -46,6 +46,7 @@ setup(
     install_requires=[
         "tornado>=6.3",
         "pyguacamole>=0.11",
+        "pymysql>=1.1",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31"],

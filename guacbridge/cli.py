@@ -22,6 +22,7 @@ EXAMPLES = {
     "demo": "guacbridge demo            # local guacd + demo desktop, prints a console URL",
     "console": "guacbridge console create --host 10.0.0.5 --port 5901 --password-file pw.txt",
     "probe": "guacbridge probe --host 10.0.0.5 --port 5901 --password-file pw.txt",
+    "initdb": "GUACBRIDGE_MYSQL_URL=mysql://gb:pw@db:3306/guacbridge guacbridge initdb",
 }
 
 
@@ -72,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--ttl", type=int, help="seconds within which the URL must be opened")
     create.add_argument("--json", action="store_true", help="print the whole reply as JSON")
     create.set_defaults(func=_console_create)
+
+    i = command("initdb", "create guacbridge's tables in the configured grant store")
+    i.add_argument("--guacamole-schema", action="store_true",
+                   help="also create a Guacamole-compatible schema in the (empty) database of"
+                        " GUACBRIDGE_GUACAMOLE_DB_URL, for development and tests")
+    i.set_defaults(func=_initdb)
 
     pr = command("probe", "handshake with a target through guacd and report how it went")
     _target_options(pr)
@@ -141,6 +148,31 @@ def _console_create(args: argparse.Namespace) -> int:
         print(f"guacbridge: {e.details}", file=sys.stderr)
         return 1
     print(json.dumps(reply, indent=2) if args.json else reply["url"])
+    return 0
+
+
+def _initdb(args: argparse.Namespace) -> int:
+    from .store import open_grant_store, open_guacamole_db
+    from .store.guacamole_db import SinkRefused
+    from .store.mysql import MysqlGrantStore
+    from .store.sql import StoreUnavailable
+    settings = _settings(args)
+    try:
+        store = open_grant_store(settings)        # SQLite creates its tables on opening
+        if isinstance(store, MysqlGrantStore):
+            store.create_tables()
+        print(f"guacbridge tables ready in {getattr(store, 'url', None) or store.path}")
+        if args.guacamole_schema:
+            guacamole = open_guacamole_db(settings)
+            if guacamole is None:
+                print("guacbridge: --guacamole-schema needs GUACBRIDGE_GUACAMOLE_DB_URL",
+                      file=sys.stderr)
+                return 2
+            guacamole.create_schema()
+            print(f"Guacamole schema created in {guacamole.url}")
+    except (StoreUnavailable, SinkRefused) as e:
+        print(f"guacbridge: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -41,6 +41,14 @@ class Settings:
     reconnect_window: int = 120    # how long a page may take to come back after a drop
     handshake_timeout: float = 15.0
     log_level: str = "info"
+    # The guacamole sink (GUACBRIDGE_GUACAMOLE_DB_URL): where Guacamole's web UI is, the
+    # connection group path for consoles, who gets READ, and what to do with unknown users.
+    guacamole_url: str = ""
+    guacamole_group: str = ""
+    guacamole_user_group: str = ""
+    guacamole_missing_user: str = "refuse"
+    guacamole_guacd: Address | None = None      # as Guacamole reaches guacd; default: ours
+    guacamole_max_connections: int = 1
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -67,6 +75,7 @@ ENV = {
     "GUACBRIDGE_MYSQL_URL": "mysql_url",
     "GUACBRIDGE_GUACAMOLE_DB_URL": "guacamole_db_url",
     "GUACBRIDGE_AMQP_URL": "amqp_url",
+    "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
     "GUACBRIDGE_LOG_LEVEL": "log_level",
 }
 
@@ -100,6 +109,8 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
     for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
+    for key, value in doc.get("guacamole", {}).items():
+        flat[f"guacamole_{key}"] = value
     if "agents" in doc:
         flat["agents"] = doc["agents"]
     return flat
@@ -120,6 +131,8 @@ def _build(raw: dict[str, Any]) -> Settings:
     settings = Settings(**values)
     if not settings.use_by > 0 or not 0 < settings.duration <= settings.max_duration:
         raise ConfigError("need use_by > 0 and 0 < duration <= max_duration (seconds)")
+    if settings.guacamole_db_url and not settings.guacamole_url:
+        raise ConfigError("the guacamole sink needs guacamole.url: Guacamole's web UI address")
     return settings
 
 
@@ -190,6 +203,12 @@ def _positive(value: Any) -> int:
     return n
 
 
+def _choice(value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    return str(value)
+
+
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -210,4 +229,8 @@ _PARSERS = {
     "reconnect_window": _positive,
     "handshake_timeout": float,
     "log_level": lambda v: str(v).lower(),
+    "guacamole_url": _public_url,
+    "guacamole_missing_user": lambda v: _choice(v, ("refuse", "create")),
+    "guacamole_guacd": parse_address,
+    "guacamole_max_connections": int,
 }

@@ -7,6 +7,7 @@ opened either way follows the same rules. A failure the caller should see is a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import time
@@ -18,11 +19,13 @@ from . import grants
 from .agents import Agent, AgentError
 from .config import Settings
 from .grants import Grant, GrantStore, Refused
+from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
+from .store.sql import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-SINKS = ("direct",)
-_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration"}
+_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name"}
+PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
 Stopper = Callable[[str], None]
 
 
@@ -35,9 +38,11 @@ class ConsoleError(Exception):
 
 class Consoles:
     def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 guacamole: GuacamoleDb | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.guacamole = guacamole
         self.agents = dict(agents)
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
@@ -55,9 +60,10 @@ class Consoles:
         if not isinstance(target, Mapping):
             raise ConsoleError(400, "target is required: an object with agent, protocol, hostname…")
         sink = request.get("sink") or "direct"
-        if sink not in SINKS:
+        sinks = ("direct", "guacamole") if self.guacamole else ("direct",)
+        if sink not in sinks:
             raise ConsoleError(400 if sink != "guacamole" else 501,
-                               f"sink {sink!r} is not available; use one of: {', '.join(SINKS)}")
+                               f"sink {sink!r} is not available; use one of: {', '.join(sinks)}")
         user = _optional_text(request, "user", 128)
         extra = _optional_text(request, "extra_token", 256)
         ttl = _seconds(request, "ttl", self.settings.use_by, 3600)
@@ -74,6 +80,10 @@ class Consoles:
         except AgentError as e:
             raise ConsoleError(e.status, e.details) from None
 
+        name = _optional_text(request, "name", 100)
+        if sink == "guacamole" and user is None:
+            raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
+
         now = self.clock()
         use_by = now + ttl
         if resolved.expires_at is not None:
@@ -82,11 +92,49 @@ class Consoles:
         grant = Grant(id=grants.new_id(), target=resolved.target, owner=owner, user=user,
                       created_at=now, use_by=use_by, duration=duration,
                       max_duration=self.settings.max_duration, has_extra=extra is not None)
-        await asyncio.to_thread(self.store.issue, grant, grants.hash_token(token),
-                                grants.hash_token(extra) if extra is not None else None)
+        if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
+            grant = dataclasses.replace(grant, consumed_at=now, deadline=now + duration,
+                                        sink="guacamole", sink_state="provisioning")
+        await self._store(self.store.issue, grant, grants.hash_token(token),
+                          grants.hash_token(extra) if extra is not None else None)
+        if sink == "guacamole":
+            grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
+                                                        f" console")
+            log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,
+                     grant.target.protocol, owner)
+            return self.reply(grant)
         log.info("console %s opened for %s (%s, owner %s)", grant.id, user or "-",
                  grant.target.protocol, owner)
         return self.reply(grant, token=token, extra=extra)
+
+    async def _provision(self, grant: Grant, name: str) -> Grant:
+        """Write the Guacamole connection; on any failure the console is closed again and
+        nothing stays behind (the connection's transaction rolled back)."""
+        assert self.guacamole is not None and grant.user is not None
+        try:
+            connection_id = await asyncio.to_thread(
+                self.guacamole.create_connection, grant.id, name, grant.target.protocol,
+                grant.target.params, grant.user)
+        except BaseException as e:
+            await self._store(self.store.close, grant.id, "the guacamole sink failed",
+                              self.clock())
+            await self._store(self.store.set_sink, grant.id, None, "removed")
+            if isinstance(e, SinkRefused):
+                raise ConsoleError(e.status, e.details) from None
+            if isinstance(e, StoreUnavailable):
+                raise ConsoleError(503, f"Guacamole's database is unavailable: {e}") from None
+            log.exception("console %s: writing the Guacamole connection failed", grant.id)
+            raise ConsoleError(502, "writing the connection into Guacamole's database failed;"
+                                    " see the server log") from None
+        await self._store(self.store.set_sink, grant.id, str(connection_id), "ready")
+        return dataclasses.replace(grant, sink_ref=str(connection_id), sink_state="ready")
+
+    async def _store(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A store call off the event loop; a database that is down is a 503, not a crash."""
+        try:
+            return await asyncio.to_thread(method, *args, **kwargs)
+        except StoreUnavailable as e:
+            raise ConsoleError(503, str(e)) from None
 
     async def get(self, console_id: str) -> dict[str, Any]:
         return self.reply(await self._grant(console_id))
@@ -101,22 +149,38 @@ class Consoles:
         if state in ("closed", "expired"):
             raise ConsoleError(409, f"console {console_id} has {state}; open a new one")
         if grant.consumed_at is None:
-            updated = await asyncio.to_thread(
+            updated = await self._store(
                 self.store.set_deadline, console_id,
                 duration=min(grant.duration + seconds, grant.max_duration))
         else:
             deadline = min(max(grant.deadline or now, now) + seconds, grant.hard_deadline)
-            updated = await asyncio.to_thread(self.store.set_deadline, console_id,
+            updated = await self._store(self.store.set_deadline, console_id,
                                               deadline=deadline)
         log.info("console %s extended by %d s", console_id, seconds)
         return self.reply(updated or grant)
 
     async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
         await self._grant(console_id)
-        grant = await asyncio.to_thread(self.store.close, console_id, reason, self.clock())
+        grant = await self._store(self.store.close, console_id, reason, self.clock())
         self._stop_live(console_id, reason)
         log.info("console %s closed: %s", console_id, reason)
+        if grant.sink == "guacamole":
+            await self.clean_sinks()
+            grant = await self._store(self.store.get, console_id)
         return self.reply(grant)
+
+    async def clean_sinks(self) -> None:
+        """Remove the Guacamole connections of closed consoles, and of consoles whose
+        provisioning never finished. Idempotent, so several instances may run it at once."""
+        if self.guacamole is None:
+            return
+        now = self.clock()
+        for grant in await self._store(self.store.sinks_to_clean, now, PROVISIONING_STALE):
+            if grant.closed_at is None:
+                await self._store(self.store.close, grant.id, "provisioning did not finish", now)
+            await self._store(self.guacamole.remove_connection, grant.id)
+            await self._store(self.store.set_sink, grant.id, None, "removed")
+            log.info("console %s: its Guacamole connection was removed", grant.id)
 
     # -- sessions (the tunnel) -----------------------------------------------------------
 
@@ -125,7 +189,7 @@ class Consoles:
         browser. Such a console has no reconnect secret: it ends with its tunnel."""
         if not token:
             raise Refused("no console token was given")
-        return await asyncio.to_thread(
+        return await self._store(
             self.store.consume, grants.hash_token(token),
             grants.hash_token(extra) if extra else None, self.clock(), tunnel_id=tunnel_id)
 
@@ -139,14 +203,14 @@ class Consoles:
             raise ConsoleError(400, "extra must be a string")
         secret = grants.new_token()
         try:
-            grant = await asyncio.to_thread(
+            grant = await self._store(
                 self.store.consume, grants.hash_token(token),
                 grants.hash_token(extra) if extra else None, self.clock(),
                 session_hash=grants.hash_token(secret))
         except Refused as e:
             raise ConsoleError(403, e.reason) from None
         if grant.id != console_id:    # a token for another console: burn it, say nothing more
-            await asyncio.to_thread(self.store.close, grant.id, "token used on the wrong page",
+            await self._store(self.store.close, grant.id, "token used on the wrong page",
                                     self.clock())
             raise ConsoleError(403, "this token does not belong to this console")
         log.info("console %s: page session started", grant.id)
@@ -154,7 +218,7 @@ class Consoles:
 
     async def resume_session(self, console_id: str, secret: str, tunnel_id: str) -> Grant:
         """A tunnel takes the console over with the page's reconnect secret."""
-        grant = await asyncio.to_thread(self.store.resume, console_id,
+        grant = await self._store(self.store.resume, console_id,
                                         grants.hash_token(secret), tunnel_id, self.clock(),
                                         self.settings.reconnect_window)
         self._stop_live(console_id, "the console was opened again from this page")
@@ -162,7 +226,7 @@ class Consoles:
 
     async def page_grant(self, console_id: str, secret: str) -> Grant:
         """The grant a page's reconnect secret speaks for; 403 if none."""
-        grant = await asyncio.to_thread(self.store.by_session, console_id,
+        grant = await self._store(self.store.by_session, console_id,
                                         grants.hash_token(secret)) if secret else None
         if grant is None:
             raise ConsoleError(403, "this page's console session is not valid")
@@ -171,7 +235,7 @@ class Consoles:
     async def end_tunnel(self, grant: Grant, tunnel_id: str, reason: str) -> None:
         """A tunnel closed: a page console waits for a reconnect; any other one ends."""
         if grant.has_session:
-            await asyncio.to_thread(self.store.tunnel_ended, grant.id, tunnel_id, self.clock())
+            await self._store(self.store.tunnel_ended, grant.id, tunnel_id, self.clock())
             log.info("console %s: tunnel ended (%s); reconnect possible for %d s", grant.id,
                      reason, self.settings.reconnect_window)
         else:
@@ -190,20 +254,21 @@ class Consoles:
         return detach
 
     async def end_session(self, console_id: str, reason: str) -> None:
-        await asyncio.to_thread(self.store.close, console_id, reason, self.clock())
+        await self._store(self.store.close, console_id, reason, self.clock())
         log.info("console %s ended: %s", console_id, reason)
 
     async def current(self, console_id: str) -> Grant | None:
-        return await asyncio.to_thread(self.store.get, console_id)
+        return await self._store(self.store.get, console_id)
 
     async def sweep_forever(self, interval: float = 5.0) -> None:
         """Close expired grants and the tunnels still open on them."""
         while True:
             try:
-                for console_id, reason in await asyncio.to_thread(
+                for console_id, reason in await self._store(
                         self.store.expire, self.clock(), self.settings.reconnect_window):
                     self._stop_live(console_id, reason)
                     log.info("console %s closed: %s", console_id, reason)
+                await self.clean_sinks()
             except Exception:
                 log.exception("expiry sweep failed; retrying")
             await asyncio.sleep(interval)
@@ -232,7 +297,12 @@ class Consoles:
             "max_deadline": _iso(grant.hard_deadline), "closed_at": _iso(grant.closed_at),
             "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
         }
-        if token is not None:
+        if grant.sink == "guacamole":
+            body["sink"] = "guacamole"
+            body["url"] = client_url(self.settings.guacamole_url, int(grant.sink_ref)) \
+                if grant.sink_ref else None
+            body["guacamole"] = {"connection_id": grant.sink_ref, "state": grant.sink_state}
+        elif token is not None:
             split = urlsplit(base)
             secure = split.scheme == "https"
             body["url"] += f"#token={token}"
@@ -244,7 +314,7 @@ class Consoles:
         return body
 
     async def _grant(self, console_id: str) -> Grant:
-        grant = await asyncio.to_thread(self.store.get, console_id)
+        grant = await self._store(self.store.get, console_id)
         if grant is None:
             raise ConsoleError(404, f"no console with id {console_id}")
         return grant

@@ -60,6 +60,9 @@ class Grant:
     has_session: bool = False      # the console page holds a reconnect secret
     live_tunnel: str | None = None
     idle_since: float | None = None
+    sink: str = "direct"           # or "guacamole": a connection in Guacamole's database
+    sink_ref: str | None = None    # the Guacamole connection id
+    sink_state: str | None = None  # provisioning → ready → removed
 
     def state(self, now: float) -> str:
         """pending → active → closed; a pending grant past use_by, or an active one past its
@@ -111,6 +114,12 @@ class GrantStore(Protocol):
         """Record the end once; later calls keep the first reason. None if unknown."""
 
     def active(self, now: float) -> list[Grant]: ...
+
+    def set_sink(self, grant_id: str, ref: str | None, state: str) -> None: ...
+
+    def sinks_to_clean(self, now: float, stale: float) -> list[Grant]:
+        """Guacamole-sink grants whose connection must go: closed ones not yet cleaned, and
+        ones stuck provisioning for *stale* seconds (a crash mid-way)."""
 
     def expire(self, now: float, window: float) -> list[tuple[str, str]]:
         """Close every grant past use_by (unused), past its deadline, or with no tunnel for

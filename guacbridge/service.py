@@ -15,14 +15,15 @@ import tornado.httpserver
 from .agents import load_agents
 from .config import Settings
 from .consoles import Consoles
-from .store import open_grant_store
+from .store import open_grant_store, open_guacamole_db
 from .web.app import make_app
 
 log = logging.getLogger(__name__)
 
 
 def build(settings: Settings) -> Consoles:
-    return Consoles(settings, open_grant_store(settings), load_agents(settings))
+    return Consoles(settings, open_grant_store(settings), load_agents(settings),
+                    guacamole=open_guacamole_db(settings))
 
 
 async def run(settings: Settings, consoles: Consoles | None = None,

@@ -18,6 +18,9 @@ CREATE TABLE IF NOT EXISTS console_grant (
     close_reason  TEXT,
     session_hash  TEXT,                   -- the console page's reconnect secret (SHA-256)
     live_tunnel   TEXT,                   -- the tunnel that holds the console now
-    idle_since    REAL                    -- no tunnel since then; reconnect window runs
+    idle_since    REAL,                   -- no tunnel since then; reconnect window runs
+    sink          TEXT NOT NULL DEFAULT 'direct',
+    sink_ref      TEXT,                   -- e.g. the Guacamole connection id
+    sink_state    TEXT                    -- provisioning, ready, removed
 );
 CREATE INDEX IF NOT EXISTS console_grant_open ON console_grant (closed_at, deadline);

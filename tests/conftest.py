@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 
 import pytest
 
 from guacbridge import demo
+from parts import require, unavailable
 
-pytest_plugins = ["service_fixtures"]
+pytest_plugins = ["service_fixtures", "db_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,17 +24,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs real servers (guacd, Xvnc)")
     config.addinivalue_line("markers", "e2e: drives a real browser")
-
-
-def unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why} (CI=true: a missing part fails the run)", pytrace=False)
-    pytest.skip(why)
-
-
-def require(program: str, package: str) -> None:
-    if shutil.which(program) is None and shutil.which(program, path="/usr/sbin:/usr/bin") is None:
-        unavailable(f"{program} is not installed (Debian package {package}; run deploy/install.sh)")
 
 
 @pytest.fixture(scope="session")

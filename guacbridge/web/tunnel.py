@@ -19,7 +19,7 @@ import uuid
 import tornado.websocket
 
 from .. import guacd, parameters, protocol
-from ..consoles import Consoles
+from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
 from .access import RedactedLogging
@@ -84,6 +84,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
             return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
+        except ConsoleError as e:     # the grant store is down: worth a retry later
+            log.warning("tunnel not opened: %s", e.details)
+            return self.fail(guacd.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
+                                                         " its database; try again shortly")
         self.grant = grant
         if self.end_reason is not None:   # the browser left while the token was checked
             return await self._record_end()

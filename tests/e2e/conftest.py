@@ -94,8 +94,9 @@ def artifacts() -> pathlib.Path:
 class KeyLog:
     """xev in its own window on a desktop: what keys the X server delivered."""
 
-    def __init__(self, part: demo.Part) -> None:
+    def __init__(self, part: demo.Part, geometry: tuple[int, int, int, int]) -> None:
         self.part = part
+        self.geometry = geometry     # x, y, width, height of xev's window on the desktop
 
     def keysyms(self) -> list[str]:
         text = self.part.log_path.read_text(errors="replace")
@@ -128,5 +129,5 @@ def keylog_desktop(tmp_path_factory, vnc_desktop):
     part = d.run("xev", ["stdbuf", "-oL", "xev", "-geometry", f"{w}x{h}+{x}+{y}",
                          "-name", "keylog", "-event", "keyboard"])
     time.sleep(0.5)
-    yield d, KeyLog(part)
+    yield d, KeyLog(part, KEYLOG_GEOMETRY)
     d.stop()

@@ -5,7 +5,6 @@ import subprocess
 import time
 
 import pytest
-from conftest import KEYLOG_GEOMETRY
 
 pytestmark = pytest.mark.e2e
 VIEWPORT = {"width": 1280, "height": 800}
@@ -117,7 +116,7 @@ def test_on_screen_keyboard_clicks_type_into_the_remote_xterm(service, vnc_deskt
 def test_key_combination_buttons_reach_the_x_server(service, keylog_desktop, page):
     desktop, keylog = keylog_desktop
     open_console(page, service.create(target(desktop))["url"])
-    x, y, w, h = KEYLOG_GEOMETRY
+    x, y, w, h = keylog.geometry
     point_at(page, x + w // 2, y + h // 2)                    # xev's window has the focus
     toggle_menu(page)
     for button in ("Ctrl-Alt-Del", "Alt-Tab", "Super", "Print Screen"):

@@ -1,0 +1,96 @@
+"""MySQL/MariaDB grant store (``GUACBRIDGE_MYSQL_URL``): grants shared by several instances.
+
+One connection per call: a restarted database costs the calls made while it was down, nothing
+more. The one-time consume stays a single conditional UPDATE, atomic across instances.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pymysql
+
+from .. import resources
+from .sql import SqlGrantStore, StoreUnavailable
+
+
+@dataclasses.dataclass(frozen=True)
+class MysqlUrl:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> "MysqlUrl":
+        parts = urlsplit(url)
+        if parts.scheme not in ("mysql", "mariadb") or not parts.path.strip("/"):
+            raise ValueError("expected mysql://user:password@host:port/database")
+        return cls(parts.hostname or "127.0.0.1", parts.port or 3306,
+                   unquote(parts.username or ""), unquote(parts.password or ""),
+                   parts.path.strip("/"))
+
+    def __str__(self) -> str:   # for messages: never the password
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def connect(self, autocommit: bool = True) -> pymysql.connections.Connection:
+        try:
+            return pymysql.connect(host=self.host, port=self.port, user=self.user,
+                                   password=self.password, database=self.database,
+                                   charset="utf8mb4", autocommit=autocommit,
+                                   connect_timeout=5, read_timeout=30, write_timeout=30)
+        except pymysql.err.OperationalError as e:
+            raise StoreUnavailable(f"database {self} is not reachable ({e.args[0]})") from None
+
+
+class _Connection:
+    """pymysql behind the sqlite3-style ``execute(sql with ?, params) -> cursor``."""
+
+    def __init__(self, conn: pymysql.connections.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql.replace("?", "%s"), tuple(params))
+        except pymysql.err.OperationalError as e:
+            raise StoreUnavailable(f"the database connection failed ({e.args[0]})") from None
+        return cursor
+
+
+def run_script(conn: pymysql.connections.Connection, script: str) -> None:
+    """Run a file of ``;``-separated statements (our DDL has no ``;`` or ``--`` inside a
+    statement's text)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    with conn.cursor() as cursor:
+        for statement in "\n".join(lines).split(";"):
+            if statement.strip():
+                cursor.execute(statement)
+
+
+class MysqlGrantStore(SqlGrantStore):
+    NULL_SAFE_EQ = "<=>"
+    BEGIN = "START TRANSACTION"
+    FOR_UPDATE = " FOR UPDATE SKIP LOCKED"   # sweepers on several instances share the work
+
+    def __init__(self, url: str) -> None:
+        self.url = MysqlUrl.parse(url)
+
+    def create_tables(self) -> None:
+        conn = self.url.connect()
+        try:
+            run_script(conn, resources.sql("mysql.sql"))
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[_Connection]:
+        conn = self.url.connect()
+        try:
+            yield _Connection(conn)
+        finally:
+            conn.close()

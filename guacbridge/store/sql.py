@@ -1,0 +1,182 @@
+"""The grant store's SQL, shared by the SQLite and MySQL backends.
+
+Every method runs on a short connection of its own (``_db``), so stores are safe to call from
+worker threads and come back by themselves after the database restarts. ``consume`` is the
+single conditional UPDATE that makes tokens one-time, across instances too. Queries use
+``?`` placeholders; a backend translates them if its driver wants another style.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from ..grants import Grant, Refused, Target
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached; the message says which and never holds a password."""
+
+_COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration, max_duration,"
+            " extra_hash IS NOT NULL AS has_extra, consumed_at, deadline, closed_at, close_reason,"
+            " session_hash IS NOT NULL AS has_session, live_tunnel, idle_since, sink, sink_ref,"
+            " sink_state")
+
+
+class SqlGrantStore:
+    NULL_SAFE_EQ = "IS"            # SQLite; MySQL spells it <=>
+    BEGIN = "BEGIN"
+    FOR_UPDATE = ""
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[Any]:
+        """A connection in autocommit mode whose ``execute`` returns a cursor."""
+        raise NotImplementedError
+        yield
+
+    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO console_grant (id, token_hash, extra_hash, protocol, params, owner,"
+                " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
+                " sink, sink_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (grant.id, token_hash, extra_hash, grant.target.protocol,
+                 json.dumps(grant.target.params), grant.owner, grant.user, grant.created_at,
+                 grant.use_by, grant.duration, grant.max_duration, grant.consumed_at,
+                 grant.deadline, grant.sink, grant.sink_state))
+
+    def consume(self, token_hash: str, extra_hash: str | None, now: float, *,
+                session_hash: str | None = None, tunnel_id: str | None = None) -> Grant:
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE console_grant SET consumed_at = ?, deadline = ? + duration,"
+                " session_hash = ?, live_tunnel = ?, idle_since = ?"
+                " WHERE token_hash = ? AND consumed_at IS NULL AND closed_at IS NULL"
+                " AND use_by > ? AND (extra_hash IS NULL OR extra_hash = ?)",
+                (now, now, session_hash, tunnel_id, None if tunnel_id else now, token_hash,
+                 now, extra_hash))
+            row = db.execute(f"SELECT {_COLUMNS}, extra_hash {self.NULL_SAFE_EQ} ?"
+                             " FROM console_grant WHERE token_hash = ?",
+                             (extra_hash, token_hash)).fetchone()
+        if cur.rowcount == 1 and row is not None:
+            return _grant(row[:-1])
+        raise Refused(_why_refused(row, now))
+
+    def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
+               window: float) -> Grant:
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE console_grant SET live_tunnel = ?, idle_since = NULL"
+                " WHERE id = ? AND session_hash = ? AND closed_at IS NULL AND deadline > ?"
+                " AND (idle_since IS NULL OR idle_since > ?)",
+                (tunnel_id, grant_id, session_hash, now, now - window))
+        grant = self.get(grant_id)
+        if cur.rowcount == 1 and grant is not None:
+            return grant
+        if grant is None or not grant.has_session:
+            raise Refused("unknown console session")
+        if grant.closed_at is not None:
+            raise Refused(f"this console has been closed ({grant.close_reason})")
+        if grant.deadline is not None and grant.deadline <= now:
+            raise Refused("the console's time is up")
+        raise Refused("the console was left too long to reconnect, or the secret is wrong")
+
+    def by_session(self, grant_id: str, session_hash: str) -> Grant | None:
+        with self._db() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?"
+                             " AND session_hash = ?", (grant_id, session_hash)).fetchone()
+        return _grant(row) if row else None
+
+    def tunnel_ended(self, grant_id: str, tunnel_id: str, now: float) -> None:
+        with self._db() as db:
+            db.execute("UPDATE console_grant SET idle_since = ?, live_tunnel = NULL"
+                       " WHERE id = ? AND live_tunnel = ?", (now, grant_id, tunnel_id))
+
+    def get(self, grant_id: str) -> Grant | None:
+        with self._db() as db:
+            row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?",
+                             (grant_id,)).fetchone()
+        return _grant(row) if row else None
+
+    def set_deadline(self, grant_id: str, *, deadline: float | None = None,
+                     duration: int | None = None) -> Grant | None:
+        with self._db() as db:
+            db.execute("UPDATE console_grant SET deadline = COALESCE(?, deadline),"
+                       " duration = COALESCE(?, duration) WHERE id = ? AND closed_at IS NULL",
+                       (deadline, duration, grant_id))
+        return self.get(grant_id)
+
+    def close(self, grant_id: str, reason: str, now: float) -> Grant | None:
+        with self._db() as db:
+            db.execute("UPDATE console_grant SET closed_at = ?, close_reason = ?"
+                       " WHERE id = ? AND closed_at IS NULL", (now, reason, grant_id))
+        return self.get(grant_id)
+
+    def active(self, now: float) -> list[Grant]:
+        with self._db() as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE closed_at IS NULL"
+                              " AND consumed_at IS NOT NULL AND deadline > ?"
+                              " ORDER BY consumed_at", (now,)).fetchall()
+        return [_grant(r) for r in rows]
+
+    def set_sink(self, grant_id: str, ref: str | None, state: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE console_grant SET sink_ref = COALESCE(?, sink_ref),"
+                       " sink_state = ? WHERE id = ?", (ref, state, grant_id))
+
+    def sinks_to_clean(self, now: float, stale: float) -> list[Grant]:
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM console_grant WHERE sink <> 'direct' AND"
+                " ((closed_at IS NOT NULL AND sink_state IN ('provisioning', 'ready'))"
+                "  OR (sink_state = 'provisioning' AND created_at <= ?))",
+                (now - stale,)).fetchall()
+        return [_grant(r) for r in rows]
+
+    def expire(self, now: float, window: float) -> list[tuple[str, str]]:
+        with self._db() as db:
+            db.execute(self.BEGIN)
+            try:
+                ended = db.execute(
+                    "SELECT id, CASE WHEN consumed_at IS NULL THEN 'expired'"
+                    " WHEN deadline <= ? THEN 'time limit reached' ELSE 'browser left' END"
+                    " FROM console_grant WHERE closed_at IS NULL AND"
+                    " ((consumed_at IS NULL AND use_by <= ?) OR deadline <= ?"
+                    "  OR idle_since <= ?)" + self.FOR_UPDATE,
+                    (now, now, now, now - window)).fetchall()
+                for grant_id, reason in ended:
+                    db.execute("UPDATE console_grant SET closed_at = ?, close_reason = ?"
+                               " WHERE id = ?", (now, reason, grant_id))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return [(i, reason) for i, reason in ended]
+
+
+def _grant(row: tuple) -> Grant:
+    (gid, protocol, params, owner, user, created, use_by, duration, max_duration, has_extra,
+     consumed, deadline, closed, reason, has_session, live_tunnel, idle_since, sink, sink_ref,
+     sink_state) = row
+    return Grant(id=gid, target=Target(protocol, json.loads(params)), owner=owner, user=user,
+                 created_at=created, use_by=use_by, duration=duration,
+                 max_duration=max_duration, has_extra=bool(has_extra), consumed_at=consumed,
+                 deadline=deadline, closed_at=closed, close_reason=reason,
+                 has_session=bool(has_session), live_tunnel=live_tunnel,
+                 idle_since=idle_since, sink=sink, sink_ref=sink_ref, sink_state=sink_state)
+
+
+def _why_refused(row: tuple | None, now: float) -> str:
+    if row is None:
+        return "unknown console token"
+    grant, extra_matches = _grant(row[:-1]), row[-1]
+    if grant.consumed_at is not None:
+        return "this console link has already been used"
+    if grant.use_by <= now or grant.close_reason == "expired":
+        return "this console link has expired"
+    if grant.closed_at is not None:
+        return "this console has been closed"
+    if grant.has_extra and not extra_matches:
+        return "the extra token is missing or wrong"
+    return "console token refused"

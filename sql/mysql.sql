@@ -1,0 +1,26 @@
+-- guacbridge's own tables, MySQL/MariaDB (grants shared by several instances).
+-- Times are UNIX seconds. Tokens and secrets are stored only as SHA-256 hex digests.
+CREATE TABLE IF NOT EXISTS console_grant (
+    id            CHAR(36) NOT NULL PRIMARY KEY,
+    token_hash    CHAR(64) NOT NULL UNIQUE,
+    extra_hash    CHAR(64),
+    protocol      VARCHAR(32) NOT NULL,
+    params        TEXT NOT NULL,              -- JSON object of guacd parameters
+    owner         VARCHAR(128) NOT NULL,
+    end_user      VARCHAR(128),
+    created_at    DOUBLE NOT NULL,
+    use_by        DOUBLE NOT NULL,
+    duration      INT NOT NULL,
+    max_duration  INT NOT NULL,
+    consumed_at   DOUBLE,
+    deadline      DOUBLE,
+    closed_at     DOUBLE,
+    close_reason  VARCHAR(255),
+    session_hash  CHAR(64),                   -- the console page's reconnect secret
+    live_tunnel   CHAR(36),                   -- the tunnel that holds the console now
+    idle_since    DOUBLE,                     -- no tunnel since then; reconnect window runs
+    sink          VARCHAR(16) NOT NULL DEFAULT 'direct',
+    sink_ref      VARCHAR(64),                -- e.g. the Guacamole connection id
+    sink_state    VARCHAR(16),                -- provisioning, ready, removed
+    KEY console_grant_open (closed_at, deadline)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
