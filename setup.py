@@ -43,10 +43,13 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["guacbridge", "guacbridge.*"]),
+    package_data={"guacbridge": ["schemas/*.json"]},
     install_requires=[
         "tornado>=6.3",
         "pyguacamole>=0.11",
         "pymysql>=1.1",
+        "pika>=1.3",
+        "jsonschema>=4.18",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31"],

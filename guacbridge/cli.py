@@ -23,6 +23,9 @@ EXAMPLES = {
     "console": "guacbridge console create --host 10.0.0.5 --port 5901 --password-file pw.txt",
     "probe": "guacbridge probe --host 10.0.0.5 --port 5901 --password-file pw.txt",
     "initdb": "GUACBRIDGE_MYSQL_URL=mysql://gb:pw@db:3306/guacbridge guacbridge initdb",
+    "worker": "GUACBRIDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F guacbridge worker",
+    "submit": "guacbridge submit --amqp-url amqp://127.0.0.1 --host 10.0.0.5 --port 5901"
+              " --password-file pw.txt",
 }
 
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except config.ConfigError as e:
@@ -79,6 +83,30 @@ def _parser() -> argparse.ArgumentParser:
                    help="also create a Guacamole-compatible schema in the (empty) database of"
                         " GUACBRIDGE_GUACAMOLE_DB_URL, for development and tests")
     i.set_defaults(func=_initdb)
+
+    w = command("worker", "consume console jobs from RabbitMQ (GUACBRIDGE_AMQP_URL), no HTTP")
+    w.add_argument("--data-dir", help="where the SQLite grant store lives (default ./var)")
+    w.add_argument("--public-url", help="base URL put in replies")
+    w.set_defaults(func=_worker)
+
+    sb = command("submit", "publish a console job, wait for its reply, print the URL")
+    sb.add_argument("--amqp-url", help="RabbitMQ URL (default: GUACBRIDGE_AMQP_URL)")
+    sb.add_argument("--action", default="open", choices=["open", "extend", "close"])
+    sb.add_argument("--console", help="the console id, for extend and close")
+    sb.add_argument("--seconds", type=int, help="for extend")
+    sb.add_argument("--agent", default="static", help="agent type = routing key")
+    sb.add_argument("--protocol", default="vnc", choices=["vnc", "rdp", "ssh", "telnet"])
+    sb.add_argument("--host", help="the console's address (static agent)")
+    sb.add_argument("--port", type=int)
+    sb.add_argument("--username")
+    sb.add_argument("--password-file", help="file holding the password ('-' = stdin)")
+    sb.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    sb.add_argument("--user", help="the end user's name")
+    sb.add_argument("--sink", choices=["direct", "guacamole"])
+    sb.add_argument("--job-id", help="default: a new random id")
+    sb.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
+    sb.add_argument("--json", action="store_true", help="print the whole reply")
+    sb.set_defaults(func=_submit)
 
     pr = command("probe", "handshake with a target through guacd and report how it went")
     _target_options(pr)
@@ -134,6 +162,57 @@ def _serve(args: argparse.Namespace) -> int:
     from . import service
     asyncio.run(service.run(_settings(args)))
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from . import service
+    settings = _settings(args)
+    if not settings.amqp_url:
+        print("guacbridge worker: set GUACBRIDGE_AMQP_URL", file=sys.stderr)
+        return 2
+    asyncio.run(service.run(settings, http=False))
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from .submit import SubmitFailed, submit
+    settings = config.load(path=args.config)
+    url = args.amqp_url or settings.amqp_url
+    if not url:
+        print("guacbridge submit: give --amqp-url or set GUACBRIDGE_AMQP_URL", file=sys.stderr)
+        return 2
+    job: dict[str, Any] = {"version": 1, "action": args.action,
+                           "job_id": args.job_id or f"cli-{secrets.token_hex(8)}"}
+    if args.action == "open":
+        if not args.host and args.agent == "static":
+            print("guacbridge submit: --host is needed to open a static console",
+                  file=sys.stderr)
+            return 2
+        target = _target(args) if args.host else {}
+        target["agent"] = args.agent
+        job["target"] = target
+        for name in ("user", "sink"):
+            if getattr(args, name):
+                job[name] = getattr(args, name)
+    else:
+        if not args.console:
+            print(f"guacbridge submit: --console is needed to {args.action}", file=sys.stderr)
+            return 2
+        job["console_id"] = args.console
+        if args.seconds:
+            job["seconds"] = args.seconds
+    try:
+        reply = submit(url, args.agent, job, args.timeout)
+    except SubmitFailed as e:
+        print(f"guacbridge submit: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(reply, indent=2))
+    elif reply.get("result"):
+        print(reply.get("url") or reply.get("state"))
+    else:
+        print(f"guacbridge submit: {reply.get('details')}", file=sys.stderr)
+    return 0 if reply.get("result") else 1
 
 
 def _console_create(args: argparse.Namespace) -> int:

@@ -49,6 +49,11 @@ class Settings:
     guacamole_missing_user: str = "refuse"
     guacamole_guacd: Address | None = None      # as Guacamole reaches guacd; default: ours
     guacamole_max_connections: int = 1
+    # The broker: consumers per agent type ("*" for the rest), and the retry delays for
+    # jobs that failed for a passing reason (then dead-lettered).
+    broker_concurrency: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: {"*": 2})
+    broker_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -109,8 +114,9 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
     for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
-    for key, value in doc.get("guacamole", {}).items():
-        flat[f"guacamole_{key}"] = value
+    for section in ("guacamole", "broker"):
+        for key, value in doc.get(section, {}).items():
+            flat[f"{section}_{key}"] = value
     if "agents" in doc:
         flat["agents"] = doc["agents"]
     return flat
@@ -233,4 +239,7 @@ _PARSERS = {
     "guacamole_missing_user": lambda v: _choice(v, ("refuse", "create")),
     "guacamole_guacd": parse_address,
     "guacamole_max_connections": int,
+    "broker_concurrency": lambda v: {"*": int(v)} if isinstance(v, (int, str))
+    else {"*": 2, **{str(k): int(n) for k, n in v.items()}},
+    "broker_retry_delays": lambda v: tuple(float(x) for x in v),
 }

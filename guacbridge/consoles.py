@@ -46,11 +46,19 @@ class Consoles:
         self.agents = dict(agents)
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     # -- requests -----------------------------------------------------------------------
 
-    async def open(self, request: Any, owner: str) -> dict[str, Any]:
-        """Validate a console request, resolve its target, issue a grant; the reply body."""
+    async def open(self, request: Any, owner: str,
+                   console_id: str | None = None) -> dict[str, Any]:
+        """Validate a console request, resolve its target, issue a grant; the reply body.
+        With *console_id* (the broker's, derived from a job id) a repeat finds the console
+        made the first time: a fresh token replaces one never used."""
+        if console_id is not None:
+            existing = await self._store(self.store.get, console_id)
+            if existing is not None:
+                return await self._again(existing)
         if not isinstance(request, Mapping):
             raise ConsoleError(400, "the request body must be a JSON object")
         unknown = sorted(set(request) - _REQUEST_FIELDS)
@@ -89,14 +97,18 @@ class Consoles:
         if resolved.expires_at is not None:
             use_by = min(use_by, resolved.expires_at)
         token = grants.new_token()
-        grant = Grant(id=grants.new_id(), target=resolved.target, owner=owner, user=user,
+        grant = Grant(id=console_id or grants.new_id(), target=resolved.target, owner=owner, user=user,
                       created_at=now, use_by=use_by, duration=duration,
                       max_duration=self.settings.max_duration, has_extra=extra is not None)
         if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
             grant = dataclasses.replace(grant, consumed_at=now, deadline=now + duration,
                                         sink="guacamole", sink_state="provisioning")
-        await self._store(self.store.issue, grant, grants.hash_token(token),
-                          grants.hash_token(extra) if extra is not None else None)
+        try:
+            await self._store(self.store.issue, grant, grants.hash_token(token),
+                              grants.hash_token(extra) if extra is not None else None)
+        except grants.Duplicate:      # the same job, racing itself
+            return await self._again(await self._grant(grant.id))
+        self._emit("opened", grant)
         if sink == "guacamole":
             grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
                                                         f" console")
@@ -107,18 +119,39 @@ class Consoles:
                  grant.target.protocol, owner)
         return self.reply(grant, token=token, extra=extra)
 
+    async def _again(self, grant: Grant) -> dict[str, Any]:
+        """The reply for a console asked for a second time."""
+        token = grants.new_token()
+        if grant.sink == "direct" and await self._store(self.store.rotate_token, grant.id,
+                                                        grants.hash_token(token)):
+            return self.reply(grant, token=token, extra=None)
+        return self.reply(grant)
+
+    def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Called with ("opened" | "extended" | "closed", a reply body without secrets)."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: str, grant: Grant) -> None:
+        if not self._listeners:
+            return
+        body = self.reply(grant)
+        for listener in self._listeners:
+            try:
+                listener(event, body)
+            except Exception:
+                log.exception("console event listener failed")
+
     async def _provision(self, grant: Grant, name: str) -> Grant:
-        """Write the Guacamole connection; on any failure the console is closed again and
-        nothing stays behind (the connection's transaction rolled back)."""
+        """Write the Guacamole connection; on any failure nothing stays behind."""
         assert self.guacamole is not None and grant.user is not None
         try:
             connection_id = await asyncio.to_thread(
                 self.guacamole.create_connection, grant.id, name, grant.target.protocol,
                 grant.target.params, grant.user)
         except BaseException as e:
-            await self._store(self.store.close, grant.id, "the guacamole sink failed",
-                              self.clock())
-            await self._store(self.store.set_sink, grant.id, None, "removed")
+            # The connection's transaction rolled back: forget the grant too, so that
+            # nothing is left and a retried job can make the console afresh.
+            await self._store(self.store.delete, grant.id)
             if isinstance(e, SinkRefused):
                 raise ConsoleError(e.status, e.details) from None
             if isinstance(e, StoreUnavailable):
@@ -157,6 +190,7 @@ class Consoles:
             updated = await self._store(self.store.set_deadline, console_id,
                                               deadline=deadline)
         log.info("console %s extended by %d s", console_id, seconds)
+        self._emit("extended", updated or grant)
         return self.reply(updated or grant)
 
     async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
@@ -164,6 +198,7 @@ class Consoles:
         grant = await self._store(self.store.close, console_id, reason, self.clock())
         self._stop_live(console_id, reason)
         log.info("console %s closed: %s", console_id, reason)
+        self._emit("closed", grant)
         if grant.sink == "guacamole":
             await self.clean_sinks()
             grant = await self._store(self.store.get, console_id)
@@ -254,8 +289,10 @@ class Consoles:
         return detach
 
     async def end_session(self, console_id: str, reason: str) -> None:
-        await self._store(self.store.close, console_id, reason, self.clock())
+        grant = await self._store(self.store.close, console_id, reason, self.clock())
         log.info("console %s ended: %s", console_id, reason)
+        if grant is not None:
+            self._emit("closed", grant)
 
     async def current(self, console_id: str) -> Grant | None:
         return await self._store(self.store.get, console_id)
@@ -268,6 +305,8 @@ class Consoles:
                         self.store.expire, self.clock(), self.settings.reconnect_window):
                     self._stop_live(console_id, reason)
                     log.info("console %s closed: %s", console_id, reason)
+                    if self._listeners:
+                        self._emit("closed", await self._grant(console_id))
                 await self.clean_sinks()
             except Exception:
                 log.exception("expiry sweep failed; retrying")

@@ -86,10 +86,21 @@ class Refused(Exception):
         self.reason = reason
 
 
+class Duplicate(Exception):
+    """A grant with this id exists already (a job delivered twice)."""
+
+
 class GrantStore(Protocol):
     """Persistence of grants. Implementations: ``store.sqlite`` (default), later MySQL."""
 
-    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None: ...
+    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
+        """Store a new grant; Duplicate if its id is taken."""
+
+    def delete(self, grant_id: str) -> None:
+        """Forget a grant that never took effect (its sink failed to provision)."""
+
+    def rotate_token(self, grant_id: str, token_hash: str) -> bool:
+        """Replace a token nobody has used yet; False if it was used or the grant ended."""
 
     def consume(self, token_hash: str, extra_hash: str | None, now: float, *,
                 session_hash: str | None = None, tunnel_id: str | None = None) -> Grant:
@@ -116,6 +127,11 @@ class GrantStore(Protocol):
     def active(self, now: float) -> list[Grant]: ...
 
     def set_sink(self, grant_id: str, ref: str | None, state: str) -> None: ...
+
+    def replied(self, job_id: str, message_id: str) -> bool:
+        """Whether this broker message was answered already."""
+
+    def mark_replied(self, job_id: str, message_id: str, now: float) -> None: ...
 
     def sinks_to_clean(self, now: float, stale: float) -> list[Grant]:
         """Guacamole-sink grants whose connection must go: closed ones not yet cleaned, and

@@ -27,25 +27,36 @@ def build(settings: Settings) -> Consoles:
 
 
 async def run(settings: Settings, consoles: Consoles | None = None,
-              on_ready: Callable[[Consoles], None] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM; then stop accepting and close live tunnels."""
+              on_ready: Callable[[Consoles], None] | None = None, http: bool = True) -> None:
+    """Serve until SIGINT or SIGTERM: the HTTP side (unless *http* is off, as for
+    ``guacbridge worker``), the sweeper, and the broker consumer when an AMQP URL is set.
+    On the signal: stop accepting, let jobs in flight finish, close live tunnels."""
     consoles = consoles or build(settings)
-    server = tornado.httpserver.HTTPServer(make_app(consoles), xheaders=False,
-                                           max_body_size=64 * 1024)
-    host, port = settings.listen
-    server.listen(port, address=host)
+    server = None
+    if http:
+        server = tornado.httpserver.HTTPServer(make_app(consoles), xheaders=False,
+                                               max_body_size=64 * 1024)
+        host, port = settings.listen
+        server.listen(port, address=host)
+        log.info("guacbridge listening on %s:%d, public URL %s, guacd %s", host, port,
+                 settings.base_url, ", ".join(f"{h}:{p}" for h, p in settings.guacd))
     sweeper = asyncio.ensure_future(consoles.sweep_forever())
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    log.info("guacbridge listening on %s:%d, public URL %s, guacd %s", host, port,
-             settings.base_url, ", ".join(f"{h}:{p}" for h, p in settings.guacd))
+    stop_broker = None
+    if settings.amqp_url:
+        from . import broker
+        stop_broker = broker.run_with(consoles, loop)
     if on_ready:
         on_ready(consoles)
     await stopping.wait()
     log.info("shutting down")
-    server.stop()
+    if server is not None:
+        server.stop()
+    if stop_broker is not None:
+        await asyncio.to_thread(stop_broker)   # its jobs need this loop to finish
     sweeper.cancel()
     consoles.stop_all("the console service is shutting down")
     await asyncio.sleep(0.2)   # let close frames and end records go out

@@ -24,3 +24,11 @@ CREATE TABLE IF NOT EXISTS console_grant (
     sink_state    VARCHAR(16),                -- provisioning, ready, removed
     KEY console_grant_open (closed_at, deadline)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Broker messages answered: a redelivery after a lost ack is not answered twice.
+CREATE TABLE IF NOT EXISTS job_reply (
+    job_id      VARCHAR(128) NOT NULL,
+    message_id  VARCHAR(128) NOT NULL,
+    replied_at  DOUBLE NOT NULL,
+    PRIMARY KEY (job_id, message_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

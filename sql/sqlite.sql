@@ -24,3 +24,11 @@ CREATE TABLE IF NOT EXISTS console_grant (
     sink_state    TEXT                    -- provisioning, ready, removed
 );
 CREATE INDEX IF NOT EXISTS console_grant_open ON console_grant (closed_at, deadline);
+
+-- Broker messages answered: a redelivery after a lost ack is not answered twice.
+CREATE TABLE IF NOT EXISTS job_reply (
+    job_id      TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    replied_at  REAL NOT NULL,
+    PRIMARY KEY (job_id, message_id)
+);

@@ -76,6 +76,7 @@ class MysqlGrantStore(SqlGrantStore):
     NULL_SAFE_EQ = "<=>"
     BEGIN = "START TRANSACTION"
     FOR_UPDATE = " FOR UPDATE SKIP LOCKED"   # sweepers on several instances share the work
+    INTEGRITY_ERROR = pymysql.err.IntegrityError
 
     def __init__(self, url: str) -> None:
         self.url = MysqlUrl.parse(url)

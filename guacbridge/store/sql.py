@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ..grants import Grant, Refused, Target
+from ..grants import Duplicate, Grant, Refused, Target
 
 
 class StoreUnavailable(Exception):
@@ -26,6 +26,7 @@ _COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration
 
 class SqlGrantStore:
     NULL_SAFE_EQ = "IS"            # SQLite; MySQL spells it <=>
+    INTEGRITY_ERROR: type[Exception] = Exception   # the driver's duplicate-key error
     BEGIN = "BEGIN"
     FOR_UPDATE = ""
 
@@ -36,7 +37,7 @@ class SqlGrantStore:
         yield
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
-        with self._db() as db:
+        with self._db() as db, _duplicate_as(self.INTEGRITY_ERROR):
             db.execute(
                 "INSERT INTO console_grant (id, token_hash, extra_hash, protocol, params, owner,"
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
@@ -45,6 +46,16 @@ class SqlGrantStore:
                  json.dumps(grant.target.params), grant.owner, grant.user, grant.created_at,
                  grant.use_by, grant.duration, grant.max_duration, grant.consumed_at,
                  grant.deadline, grant.sink, grant.sink_state))
+
+    def delete(self, grant_id: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM console_grant WHERE id = ?", (grant_id,))
+
+    def rotate_token(self, grant_id: str, token_hash: str) -> bool:
+        with self._db() as db:
+            return db.execute("UPDATE console_grant SET token_hash = ? WHERE id = ? AND"
+                              " consumed_at IS NULL AND closed_at IS NULL",
+                              (token_hash, grant_id)).rowcount == 1
 
     def consume(self, token_hash: str, extra_hash: str | None, now: float, *,
                 session_hash: str | None = None, tunnel_id: str | None = None) -> Grant:
@@ -120,6 +131,16 @@ class SqlGrantStore:
                               " ORDER BY consumed_at", (now,)).fetchall()
         return [_grant(r) for r in rows]
 
+    def replied(self, job_id: str, message_id: str) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM job_reply WHERE job_id = ? AND message_id = ?",
+                              (job_id, message_id)).fetchone() is not None
+
+    def mark_replied(self, job_id: str, message_id: str, now: float) -> None:
+        with self._db() as db, contextlib.suppress(self.INTEGRITY_ERROR):
+            db.execute("INSERT INTO job_reply (job_id, message_id, replied_at) VALUES (?,?,?)",
+                       (job_id, message_id[:128], now))
+
     def set_sink(self, grant_id: str, ref: str | None, state: str) -> None:
         with self._db() as db:
             db.execute("UPDATE console_grant SET sink_ref = COALESCE(?, sink_ref),"
@@ -153,6 +174,14 @@ class SqlGrantStore:
                 db.execute("ROLLBACK")
                 raise
         return [(i, reason) for i, reason in ended]
+
+
+@contextlib.contextmanager
+def _duplicate_as(error: type[Exception]) -> Iterator[None]:
+    try:
+        yield
+    except error as e:
+        raise Duplicate(str(e)) from None
 
 
 def _grant(row: tuple) -> Grant:

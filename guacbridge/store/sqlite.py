@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import sqlite3
+import time
 from collections.abc import Iterator
 
 from .. import resources
@@ -12,13 +13,23 @@ from .sql import SqlGrantStore
 
 class SqliteGrantStore(SqlGrantStore):
     BEGIN = "BEGIN IMMEDIATE"     # take the write lock up front: sweepers don't deadlock
+    INTEGRITY_ERROR = sqlite3.IntegrityError
 
     def __init__(self, path: pathlib.Path) -> None:
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")   # readers run beside the writer
-            db.executescript(resources.sql("sqlite.sql"))
+        # Two processes opening a new file at once (a serve and a worker) may find it locked
+        # while the other switches it to WAL: wait for that, briefly.
+        for attempt in range(50):
+            try:
+                with self._db() as db:
+                    db.execute("PRAGMA journal_mode=WAL")   # readers run beside the writer
+                    db.executescript(resources.sql("sqlite.sql"))
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 49:
+                    raise
+                time.sleep(0.1)
         self.path.chmod(0o600)   # it holds connection passwords
 
     @contextlib.contextmanager

@@ -1,0 +1,74 @@
+"""The broker's job contract, apart from AMQP: validate a job, run it through the core, and
+say whether a failure is final (dead-letter it) or passing (retry it later).
+
+The contract is ``schemas/job-v1.json``. An ``open`` job's console id is derived from its
+``job_id``, so a job delivered twice (a crash before the ack, a producer's replay) can only
+ever make one console; the repeat is answered with that console.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from importlib import resources as importlib_resources
+from typing import Any
+
+import jsonschema
+
+from .consoles import ConsoleError, Consoles
+
+_NAMESPACE = uuid.UUID("4f6a8a0e-3b1f-5c7e-9a0d-6b2c1e8f7d35")
+_REQUEST_FIELDS = ("target", "user", "sink", "name", "extra_token", "ttl", "max_duration")
+SCHEMA = json.loads(importlib_resources.files("guacbridge").joinpath(
+    "schemas/job-v1.json").read_text(encoding="utf-8"))
+_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+
+
+class JobRejected(Exception):
+    """The job can never succeed as it is: dead-letter it with this reason."""
+
+
+class JobDeferred(Exception):
+    """Something passing failed (an agent, a database, guacd): try again later."""
+
+
+def console_id_for(job_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, job_id))
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """The job in a message body, or JobRejected saying what is wrong with it."""
+    try:
+        job = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise JobRejected(f"the body is not JSON: {e}") from None
+    errors = sorted(_VALIDATOR.iter_errors(job), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "the job"
+        raise JobRejected(f"{where}: {first.message[:200]}")
+    return job
+
+
+async def run(consoles: Consoles, job: dict[str, Any], owner: str,
+              routing_key: str) -> dict[str, Any]:
+    """The reply body for a valid job: the API's body plus ``job_id``."""
+    try:
+        if job["action"] == "open":
+            agent = job["target"].get("agent")
+            if agent != routing_key:
+                raise JobRejected(f"target.agent {agent!r} does not match the routing key "
+                                  f"{routing_key!r}")
+            request = {k: job[k] for k in _REQUEST_FIELDS if k in job}
+            reply = await consoles.open(request, owner,
+                                        console_id=console_id_for(job["job_id"]))
+        elif job["action"] == "extend":
+            reply = await consoles.extend(job["console_id"],
+                                          job.get("seconds", consoles.settings.extend_step))
+        else:
+            reply = await consoles.close(job["console_id"],
+                                         job.get("reason") or f"closed by job from {owner}")
+    except ConsoleError as e:
+        if e.status >= 500:
+            raise JobDeferred(e.details) from None
+        raise JobRejected(e.details) from None
+    return {**reply, "job_id": job["job_id"]}
