@@ -70,7 +70,7 @@ missing() {
 }
 
 packages=(
-  python3 python3-venv python3-dev gcc
+  python3 python3-venv python3-dev gcc libxml2-dev
   guacd libguac-client-vnc0 libguac-client-ssh0 libguac-client-telnet0
   tigervnc-standalone-server tigervnc-tools xterm twm x11-utils xfonts-base xfonts-75dpi
 )

@@ -54,6 +54,9 @@ class Settings:
     broker_concurrency: Mapping[str, int] = dataclasses.field(
         default_factory=lambda: {"*": 2})
     broker_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
+    # The legacy agent route: off while there are no keys (location → key).
+    legacy_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    legacy_password_encoding: str = "url"
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -114,7 +117,7 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
     for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker"):
+    for section in ("guacamole", "broker", "legacy"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
@@ -242,4 +245,6 @@ _PARSERS = {
     "broker_concurrency": lambda v: {"*": int(v)} if isinstance(v, (int, str))
     else {"*": 2, **{str(k): int(n) for k, n in v.items()}},
     "broker_retry_delays": lambda v: tuple(float(x) for x in v),
+    "legacy_keys": lambda v: {str(k): str(key) for k, key in dict(v).items()},
+    "legacy_password_encoding": lambda v: _choice(v, ("url", "base64")),
 }

@@ -64,10 +64,10 @@ def start_service(workdir: pathlib.Path, guacd: str, **env: str) -> Service:
     port = free_port()
     api_key = secrets.token_urlsafe(24)
     log_path = workdir / "guacbridge.log"
-    environ = {**os.environ, "GUACBRIDGE_LISTEN": f"127.0.0.1:{port}",
-               "GUACBRIDGE_GUACD": guacd, "GUACBRIDGE_API_KEYS": f"tests:{api_key}",
-               "GUACBRIDGE_DATA_DIR": str(workdir / "data"), **env}
-    environ.pop("GUACBRIDGE_CONFIG", None)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
+    environ.update({"GUACBRIDGE_LISTEN": f"127.0.0.1:{port}", "GUACBRIDGE_GUACD": guacd,
+                    "GUACBRIDGE_API_KEYS": f"tests:{api_key}",
+                    "GUACBRIDGE_DATA_DIR": str(workdir / "data"), **env})
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "guacbridge.cli", "--log-level",
                                     "debug", "serve"], env=environ, stdout=log,

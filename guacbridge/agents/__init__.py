@@ -43,8 +43,12 @@ class Agent(Protocol):
 
 def load_agents(settings: Settings) -> dict[str, Agent]:
     """The built-in agents plus every installed entry point of ``guacbridge.agents``."""
+    from .bmc import BmcAgent
     from .static import StaticAgent
-    agents: dict[str, Agent] = {"static": StaticAgent()}
+    agents: dict[str, Agent] = {"static": StaticAgent(), "bmc": BmcAgent(settings)}
+    if settings.agents.get("ovirt"):
+        from .ovirt import OvirtAgent
+        agents["ovirt"] = OvirtAgent(settings)
     for entry in metadata.entry_points(group="guacbridge.agents"):
         if entry.name in agents:
             continue

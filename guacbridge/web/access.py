@@ -1,7 +1,9 @@
-"""Request logging that never shows a query string: tokens travel in them."""
+"""Request logging that never shows a query string (tokens travel in them) nor the legacy
+route's key and password (they travel in its path)."""
 from __future__ import annotations
 
 import logging
+import re
 
 import tornado.web
 
@@ -10,7 +12,15 @@ app_log = logging.getLogger("guacbridge.web")
 
 
 def summary(request) -> str:  # type: ignore[no-untyped-def]
-    return f"{request.method} {request.path} ({request.remote_ip})"
+    return f"{request.method} {redact(request.path)} ({request.remote_ip})"
+
+
+# The legacy agent route carries a key and a password in its path.
+_SECRETS_IN_PATH = re.compile(r"/(skey|pass)/[^/]+")
+
+
+def redact(path: str) -> str:
+    return _SECRETS_IN_PATH.sub(r"/\1/***", path)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
@@ -18,7 +28,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     request = handler.request
-    access_log.log(level, "%d %s %s %s %.1fms", status, request.method, request.path,
+    access_log.log(level, "%d %s %s %s %.1fms", status, request.method, redact(request.path),
                    request.remote_ip, 1000.0 * request.request_time())
 
 

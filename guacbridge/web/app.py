@@ -4,7 +4,7 @@ from __future__ import annotations
 import tornado.web
 
 from ..consoles import Consoles
-from . import api, page
+from . import api, legacy, page
 from .access import log_request
 from .tunnel import TunnelHandler
 
@@ -19,6 +19,8 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
             (r"/healthz", api.HealthHandler, c),
             (r"/tunnel", TunnelHandler, c),
             *page.routes(consoles),
+            *([(legacy.ROUTE, legacy.LegacyHandler, c)] if consoles.settings.legacy_keys
+              else []),
         ],
         default_handler_class=api.NotFoundHandler, default_handler_args=c,
         log_function=log_request, websocket_ping_interval=None, xsrf_cookies=False,

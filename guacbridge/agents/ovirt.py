@@ -1,0 +1,141 @@
+"""The oVirt agent: a VM's VNC console and a short-lived ticket, through the engine's API.
+
+One ovirt-engine-sdk-python connection per engine (``[agents.ovirt.<location>]``), made on
+first use and reused; the SDK is blocking and not thread-safe, so each engine's calls run in
+a worker thread, one at a time. The ticket we ask for lives ``ticket_seconds`` (120 by
+default; the engine's own default is two hours) and doubles as the console's first-use
+deadline. Errors name the VM and the way out, never a credential.
+"""
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import ovirtsdk4 as sdk
+import ovirtsdk4.types as types
+
+from ..config import ConfigError, Settings
+from ..grants import Target
+from . import AgentError, Resolved
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_TICKETABLE = {types.VmStatus.UP, types.VmStatus.PAUSED, types.VmStatus.POWERING_UP,
+               types.VmStatus.POWERING_DOWN, types.VmStatus.REBOOT_IN_PROGRESS}
+
+
+class Engine:
+    def __init__(self, location: str, conf: Mapping[str, Any]) -> None:
+        self.location = location
+        self.url = str(conf.get("url") or "")
+        if not self.url:
+            raise ConfigError(f"agents.ovirt.{location}: url is required")
+        self.username = conf.get("username")
+        self.password = conf.get("password")
+        if conf.get("password_file"):
+            self.password = pathlib.Path(conf["password_file"]).read_text().strip()
+        self.token = conf.get("token")
+        if not self.token and not (self.username and self.password):
+            raise ConfigError(f"agents.ovirt.{location}: give username and password"
+                              " (or password_file), or token")
+        self.ca_file = conf.get("ca_file")
+        self.insecure = bool(conf.get("insecure", False))
+        self.ticket_seconds = int(conf.get("ticket_seconds", 120))
+        self.timeout = int(conf.get("timeout", 30))
+        self._lock = threading.Lock()
+        self._connection: sdk.Connection | None = None
+
+    def _conn(self) -> sdk.Connection:
+        if self._connection is None:
+            self._connection = sdk.Connection(
+                url=self.url, username=self.username, password=self.password,
+                token=self.token, ca_file=self.ca_file, insecure=self.insecure,
+                timeout=self.timeout)
+        return self._connection
+
+    def console(self, vm_ref: str) -> Resolved:
+        with self._lock:
+            try:
+                return self._console(vm_ref)
+            except AgentError:
+                raise
+            except sdk.AuthError:
+                self._drop()
+                raise AgentError(502, f"the oVirt engine for {self.location} refused"
+                                      " guacbridge's login: check the agent's credentials")
+            except sdk.ConnectionError:
+                self._drop()
+                raise AgentError(502, f"the oVirt engine for {self.location} is unreachable")
+            except sdk.TimeoutError:
+                raise AgentError(504, f"the oVirt engine for {self.location} did not answer"
+                                      " in time")
+            except sdk.NotFoundError:
+                raise AgentError(404, f"no VM {vm_ref!r} in {self.location}")
+            except sdk.Error as e:
+                if e.code == 409:
+                    raise AgentError(409, f"VM {vm_ref} is not running: start it and retry")
+                raise AgentError(502, f"the oVirt engine for {self.location} failed"
+                                      f" (HTTP {e.code or '?'})")
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close(logout=False)
+            except Exception:
+                pass
+            self._connection = None
+
+    def _console(self, vm_ref: str) -> Resolved:
+        vms = self._conn().system_service().vms_service()
+        if _UUID.match(vm_ref):
+            vm = vms.vm_service(vm_ref).get()
+        else:
+            found = vms.list(search=f"name={vm_ref}")
+            if not found:
+                raise AgentError(404, f"no VM named {vm_ref!r} in {self.location}")
+            vm = found[0]
+        if vm.status not in _TICKETABLE:
+            status = vm.status.value if vm.status else "unknown"
+            raise AgentError(409, f"VM {vm.name} is not running (status {status}):"
+                                  " start it and retry")
+        consoles = vms.vm_service(vm.id).graphics_consoles_service()
+        vnc = next((c for c in consoles.list(current=True)
+                    if c.protocol == types.GraphicsType.VNC), None)
+        if vnc is None:
+            raise AgentError(409, f"VM {vm.name} has no VNC console: give it a VNC display")
+        address = vnc.address
+        if not address or address == "0":      # the engine's fallback: the host's address
+            if vm.host is None:
+                raise AgentError(502, f"VM {vm.name}'s console has no address")
+            address = self._conn().system_service().hosts_service() \
+                .host_service(vm.host.id).get().address
+        ticket = consoles.console_service(vnc.id).ticket(
+            ticket=types.Ticket(expiry=self.ticket_seconds))
+        return Resolved(Target("vnc", {"hostname": address, "port": str(vnc.port),
+                                       "password": ticket.value}),
+                        expires_at=time.time() + self.ticket_seconds)
+
+
+class OvirtAgent:
+    name = "ovirt"
+
+    def __init__(self, settings: Settings) -> None:
+        engines = settings.agents.get("ovirt", {})
+        self.engines = {loc: Engine(loc, conf) for loc, conf in engines.items()}
+
+    async def resolve(self, target: Mapping[str, Any]) -> Resolved:
+        unknown = sorted(set(target) - {"agent", "location", "vm"})
+        if unknown:
+            raise AgentError(400, f"target: unknown field(s) for ovirt: {', '.join(unknown)}")
+        location, vm = target.get("location"), target.get("vm")
+        if not isinstance(vm, str) or not vm:
+            raise AgentError(400, "target.vm is required: the VM's id or name")
+        engine = self.engines.get(location) if isinstance(location, str) else None
+        if engine is None:
+            raise AgentError(400, f"unknown oVirt location {location!r}; configured: "
+                                  f"{', '.join(sorted(self.engines)) or 'none'}")
+        return await asyncio.to_thread(engine.console, vm)

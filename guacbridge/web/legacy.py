@@ -1,0 +1,73 @@
+"""The legacy agent route, for fence agents written against an older console API:
+
+    GET /{host}/skey/{key}/id/{name}/ovirt/pass/{password}/port/{port}/location/{location}
+
+answered ``{"Result": "OK", "Debug": …, "Message": <console url>}``. Off unless
+``[legacy] keys`` names a key per location. Keys are compared in constant time; the password
+(URL- or base64-encoded, as configured) travels in the path, so the access log redacts it.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from typing import Any
+
+import tornado.web
+
+from ..consoles import ConsoleError, Consoles
+from .access import RedactedLogging
+
+log = logging.getLogger(__name__)
+
+ROUTE = (r"/([^/]+)/skey/([^/]+)/id/([^/]+)/ovirt/pass/([^/]+)/port/([^/]+)"
+         r"/location/([^/]+)/?")
+class LegacyHandler(RedactedLogging, tornado.web.RequestHandler):
+    def initialize(self, consoles: Consoles) -> None:
+        self.consoles = consoles
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def answer(self, status: int, result: str, debug: str, message: str = "") -> None:
+        self.set_status(status)
+        self.finish(json.dumps({"Result": result, "Debug": debug, "Message": message}))
+
+    async def get(self, host: str, key: str, name: str, password: str, port: str,
+                  location: str) -> None:
+        settings = self.consoles.settings
+        expected = settings.legacy_keys.get(location, "")
+        # Unknown location and wrong key look the same, and take the same time.
+        if not hmac.compare_digest(key.encode(), (expected or "\0" * 32).encode()) \
+                or not expected:
+            log.warning("legacy route: key refused for location %r", location[:64])
+            return self.answer(403, "ERROR", "key refused")
+        try:
+            secret = self._decode(password, settings.legacy_password_encoding)
+        except ValueError as e:
+            return self.answer(400, "ERROR", str(e))
+        if not port.isdigit():
+            return self.answer(400, "ERROR", "port must be a number")
+        request: dict[str, Any] = {"target": {"agent": "static", "protocol": "vnc",
+                                              "hostname": host, "port": int(port),
+                                              "password": secret}}
+        try:
+            reply = await self.consoles.open(request, owner=f"legacy:{location}")
+        except ConsoleError as e:
+            return self.answer(e.status, "ERROR", e.details)
+        log.info("legacy route: console %s for %s in %s", reply["id"], name[:64], location[:64])
+        self.answer(200, "OK", f"console {reply['id']} for {name}", reply["url"])
+
+    @staticmethod
+    def _decode(value: str, encoding: str) -> str:
+        if encoding == "url":
+            return value        # Tornado has already percent-decoded path arguments
+        try:
+            return base64.b64decode(value + "=" * (-len(value) % 4),
+                                    altchars=b"-_" if ("-" in value or "_" in value) else None,
+                                    validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise ValueError("the password is not valid base64") from None

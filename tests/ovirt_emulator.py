@@ -1,0 +1,171 @@
+"""A small oVirt engine emulator: exactly the REST calls ovirt-engine-sdk-python 4.6 makes for
+a VM's VNC console (ovirt-facts.md), so the real SDK can be tested here. Stdlib only.
+
+VMs are plain dicts; ``on_ticket(vm, value, expiry)`` lets a test make the ticket the VNC
+password of a real Xvnc. ``revoke_tokens()`` makes the next API call answer 401, which the
+SDK must handle by logging in again once.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape
+
+API = "/ovirt-engine/api"
+RUNNING = {"up", "paused", "powering_up", "powering_down", "reboot_in_progress"}
+
+
+class Engine:
+    def __init__(self, username: str = "admin@internal", password: str = "secret") -> None:
+        self.username, self.password = username, password
+        self.tokens: set[str] = set()
+        self.vms: dict[str, dict] = {}
+        self.hosts: dict[str, str] = {}           # host id → management address
+        self.requests: list[dict] = []
+        self.on_ticket: Callable[[dict, str, int], None] | None = None
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API}"
+
+    def add_vm(self, name: str, status: str = "up", address: str = "192.0.2.10",
+               port: int = 5900, host: str | None = None) -> dict:
+        vm = {"id": str(__import__("uuid").uuid4()), "name": name, "status": status,
+              "address": address, "port": port, "host": host}
+        self.vms[vm["id"]] = vm
+        return vm
+
+    def revoke_tokens(self) -> None:
+        self.tokens.clear()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        engine = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: str = "", kind: str = "xml") -> None:
+                data = body.encode()
+                self.send_response(status)
+                if data:
+                    self.send_header("Content-Type", "application/json" if kind == "json"
+                                     else "application/xml;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _body(self) -> str:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+
+            def do_POST(self) -> None:
+                self._route("POST")
+
+            def do_GET(self) -> None:
+                self._route("GET")
+
+            def _route(self, method: str) -> None:
+                body = self._body()
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                engine.requests.append({"method": method, "path": url.path, "query": query,
+                                        "body": body})
+                if url.path == "/ovirt-engine/sso/oauth/token" and method == "POST":
+                    form = urllib.parse.parse_qs(body)
+                    if (form.get("username") == [engine.username]
+                            and form.get("password") == [engine.password]):
+                        token = secrets.token_urlsafe(16)
+                        engine.tokens.add(token)
+                        return self._send(200, json.dumps({
+                            "access_token": token, "scope": "ovirt-app-api",
+                            "exp": str(int(time.time() * 1000) + 3600000),
+                            "token_type": "bearer"}), "json")
+                    user = form.get("username", [""])[0]
+                    return self._send(400, json.dumps({
+                        "error_code": "access_denied",
+                        "error": f"Cannot authenticate user '{user}': The username or password"
+                                 " is incorrect."}), "json")
+                if url.path == "/ovirt-engine/services/sso-logout" and method == "POST":
+                    engine.tokens.discard(urllib.parse.parse_qs(body).get("token", [""])[0])
+                    return self._send(200, "{}", "json")
+                if not url.path.startswith(API):
+                    return self._send(404)
+                auth = self.headers.get("Authorization", "")
+                if not auth.startswith("Bearer ") or auth[7:] not in engine.tokens:
+                    return self._send(401)
+                self._api(method, url.path[len(API):], query, body)
+
+            def _api(self, method: str, path: str, query: dict, body: str) -> None:
+                if path == "" and method == "GET":
+                    return self._send(200, "<api><product_info><name>oVirt Engine"
+                                           "</name></product_info></api>")
+                if path == "/vms" and method == "GET":
+                    search = query.get("search", [""])[0]
+                    m = re.fullmatch(r"name=(.+)", search)
+                    vms = [vm for vm in engine.vms.values() if m and vm["name"] == m[1]]
+                    return self._send(200, "<vms>" + "".join(map(_vm_xml, vms)) + "</vms>")
+                m = re.fullmatch(r"/hosts/([\w-]+)", path)
+                if m and method == "GET" and m[1] in engine.hosts:
+                    return self._send(200, f'<host id="{m[1]}"><address>'
+                                           f'{escape(engine.hosts[m[1]])}</address></host>')
+                m = re.fullmatch(r"/vms/([\w-]+)(/.*)?", path)
+                vm = engine.vms.get(m[1]) if m else None
+                if vm is None:
+                    return self._send(404)
+                rest = m[2] or ""
+                if rest == "" and method == "GET":
+                    return self._send(200, _vm_xml(vm))
+                if rest == "/graphicsconsoles" and method == "GET":
+                    if query.get("current") != ["true"] or vm["status"] not in RUNNING:
+                        return self._send(200, "<graphics_consoles/>")
+                    return self._send(200, "<graphics_consoles>" + _console_xml(vm)
+                                      + "</graphics_consoles>")
+                if rest == "/graphicsconsoles/766e63/ticket" and method == "POST":
+                    # A VM that stops between our look and the ticket: the engine's 409.
+                    if vm["status"] not in RUNNING or vm.get("stops_before_ticket"):
+                        return self._send(409, "<fault><detail>[Cannot set Virtual Machine"
+                                               " Ticket because the VM is in Down"
+                                               " status.]</detail><reason>Operation Failed"
+                                               "</reason></fault>")
+                    expiry = re.search(r"<expiry>(\d+)</expiry>", body)
+                    seconds = int(expiry[1]) if expiry else 7200
+                    value = base64.b64encode(secrets.token_bytes(6)).decode()
+                    if engine.on_ticket:
+                        engine.on_ticket(vm, value, seconds)
+                    return self._send(200, f"<action><ticket><expiry>{seconds}</expiry>"
+                                           f"<value>{escape(value)}</value></ticket>"
+                                           "<status>complete</status></action>")
+                return self._send(404)
+
+        return Handler
+
+
+def _vm_xml(vm: dict) -> str:
+    running = vm["status"] in RUNNING
+    display = (f"<display><address>{escape(vm['address'])}</address><port>{vm['port']}</port>"
+               "<type>vnc</type></display>" if running else "<display><type>vnc</type></display>")
+    host = f'<host href="{API}/hosts/{vm["host"]}" id="{vm["host"]}"/>' if running and vm["host"] \
+        else ""
+    return (f'<vm href="{API}/vms/{vm["id"]}" id="{vm["id"]}"><name>{escape(vm["name"])}</name>'
+            f"{display}<status>{vm['status']}</status>{host}</vm>")
+
+
+def _console_xml(vm: dict) -> str:
+    return (f'<graphics_console href="{API}/vms/{vm["id"]}/graphicsconsoles/766e63" id="766e63">'
+            f"<address>{escape(vm['address'])}</address><port>{vm['port']}</port>"
+            f'<protocol>vnc</protocol><vm href="{API}/vms/{vm["id"]}" id="{vm["id"]}"/>'
+            "</graphics_console>")
