@@ -92,6 +92,10 @@ class Broker:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.events_ready = threading.Condition()
 
+    def connected(self) -> bool:
+        return any(c.connection is not None and c.connection.is_open
+                   for c in self.consumers)
+
     def start(self) -> None:
         agents = sorted(self.consoles.agents)
         concurrency = self.settings.broker_concurrency
@@ -259,6 +263,7 @@ class Consumer:
         if delivery:
             self.broker.mark_replied(job["job_id"], delivery)
         channel.basic_ack(method.delivery_tag)
+        self.broker.consoles.metrics.jobs.labels("done").inc()
         log.info("broker: job %s (%s) done: console %s", job["job_id"], job["action"],
                  reply.get("id"))
 
@@ -282,6 +287,7 @@ class Consumer:
             self._reply(channel, props, {"result": False, "details": reason,
                                          "job_id": job_id})
         channel.basic_ack(method.delivery_tag)
+        self.broker.consoles.metrics.jobs.labels("dead").inc()
         log.warning("broker: job dead-lettered: %s", reason)
 
     def _retry(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes,
@@ -298,12 +304,17 @@ class Consumer:
             correlation_id=props.correlation_id, reply_to=props.reply_to,
             app_id=props.app_id))
         channel.basic_ack(method.delivery_tag)
+        self.broker.consoles.metrics.jobs.labels("retried").inc()
         log.warning("broker: job will be retried in %.0f s (attempt %d): %s",
                     delays[attempts - 1], attempts, reason)
 
 
 def run_with(consoles: Consoles, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-    """Start a broker for *consoles*; returns its stop function."""
+    """Start a broker for *consoles* (and its readiness check); returns its stop function."""
     broker = Broker(consoles, loop)
     broker.start()
+
+    async def ready() -> str | None:
+        return None if broker.connected() else "not connected to RabbitMQ"
+    consoles.readiness["broker"] = ready
     return broker.stop

@@ -11,13 +11,15 @@ import dataclasses
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import grants
 from .agents import Agent, AgentError
 from .config import Settings
+from .errors import StatusError
+from .metrics import Metrics
 from .grants import Grant, GrantStore, Refused
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
@@ -29,11 +31,8 @@ PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioni
 Stopper = Callable[[str], None]
 
 
-class ConsoleError(Exception):
-    def __init__(self, status: int, details: str) -> None:
-        super().__init__(details)
-        self.status = status
-        self.details = details
+class ConsoleError(StatusError):
+    """What the API answers, the broker dead-letters, the tunnel reports."""
 
 
 class Consoles:
@@ -47,6 +46,11 @@ class Consoles:
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.metrics = Metrics()
+        self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
+        self.add_listener(self.metrics.on_event)
+        # Readiness checks by name: async callables returning None when fine, else why not.
+        self.readiness: dict[str, Callable[[], Awaitable[str | None]]] = {}
 
     # -- requests -----------------------------------------------------------------------
 
@@ -83,10 +87,13 @@ class Consoles:
         if agent is None:
             raise ConsoleError(400, f"unknown agent {agent_name!r}; available: "
                                     f"{', '.join(sorted(self.agents))}")
+        started = time.monotonic()
         try:
             resolved = await agent.resolve(target)
         except AgentError as e:
             raise ConsoleError(e.status, e.details) from None
+        finally:
+            self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
 
         name = _optional_text(request, "name", 100)
         if sink == "guacamole" and user is None:
@@ -195,10 +202,12 @@ class Consoles:
 
     async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
         await self._grant(console_id)
-        grant = await self._store(self.store.close, console_id, reason, self.clock())
+        now = self.clock()
+        grant = await self._store(self.store.close, console_id, reason, now)
         self._stop_live(console_id, reason)
         log.info("console %s closed: %s", console_id, reason)
-        self._emit("closed", grant)
+        if grant.closed_at == now:      # this call closed it, not an earlier one
+            self._emit("closed", grant)
         if grant.sink == "guacamole":
             await self.clean_sinks()
             grant = await self._store(self.store.get, console_id)
@@ -289,9 +298,10 @@ class Consoles:
         return detach
 
     async def end_session(self, console_id: str, reason: str) -> None:
-        grant = await self._store(self.store.close, console_id, reason, self.clock())
-        log.info("console %s ended: %s", console_id, reason)
-        if grant is not None:
+        now = self.clock()
+        grant = await self._store(self.store.close, console_id, reason, now)
+        if grant is not None and grant.closed_at == now:
+            log.info("console %s ended: %s", console_id, reason)
             self._emit("closed", grant)
 
     async def current(self, console_id: str) -> Grant | None:
@@ -327,7 +337,7 @@ class Consoles:
         base = self.settings.base_url
         body: dict[str, Any] = {
             "result": True, "details": None, "id": grant.id,
-            "state": grant.state(self.clock()),
+            "state": grant.state(self.clock()), "sink": grant.sink,
             "url": f"{base}/console/{grant.id}",
             "expires_at": _iso(grant.deadline if grant.consumed_at else grant.use_by),
             "target": grant.target.public(), "owner": grant.owner, "user": grant.user,
@@ -337,7 +347,6 @@ class Consoles:
             "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
         }
         if grant.sink == "guacamole":
-            body["sink"] = "guacamole"
             body["url"] = client_url(self.settings.guacamole_url, int(grant.sink_ref)) \
                 if grant.sink_ref else None
             body["guacamole"] = {"connection_id": grant.sink_ref, "state": grant.sink_state}

@@ -16,14 +16,50 @@ from .agents import load_agents
 from .config import Settings
 from .consoles import Consoles
 from .store import open_grant_store, open_guacamole_db
+from .store.sql import StoreUnavailable
 from .web.app import make_app
 
 log = logging.getLogger(__name__)
 
 
 def build(settings: Settings) -> Consoles:
-    return Consoles(settings, open_grant_store(settings), load_agents(settings),
-                    guacamole=open_guacamole_db(settings))
+    consoles = Consoles(settings, open_grant_store(settings), load_agents(settings),
+                        guacamole=open_guacamole_db(settings))
+    add_readiness_checks(consoles)
+    return consoles
+
+
+def add_readiness_checks(consoles: Consoles) -> None:
+    """What /readyz asks: some guacd accepts connections, the databases answer."""
+    settings = consoles.settings
+
+    async def guacd() -> str | None:
+        for host, port in settings.guacd:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+                writer.close()
+                return None
+            except (OSError, asyncio.TimeoutError):
+                continue
+        return "no guacd accepts connections"
+
+    async def grant_store() -> str | None:
+        try:
+            await asyncio.to_thread(consoles.store.get, "00000000-0000-0000-0000-000000000000")
+        except StoreUnavailable as e:
+            return str(e)
+        return None
+    consoles.readiness.update(guacd=guacd, grant_store=grant_store)
+    if consoles.guacamole is not None:
+        guacamole = consoles.guacamole
+
+        async def guacamole_db() -> str | None:
+            try:
+                await asyncio.to_thread(lambda: guacamole.url.connect().close())
+            except StoreUnavailable as e:
+                return str(e)
+            return None
+        consoles.readiness["guacamole_db"] = guacamole_db
 
 
 async def run(settings: Settings, consoles: Consoles | None = None,

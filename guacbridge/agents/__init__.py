@@ -13,20 +13,15 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from ..config import Settings
+from ..errors import StatusError
 from ..grants import Target
 
 log = logging.getLogger(__name__)
 
 
-class AgentError(Exception):
-    """The request cannot be resolved. ``status`` is the HTTP status that fits (400 bad
-    request, 404 no such machine, 409 not running, 502 upstream refused); ``details`` is safe
-    to show the caller and names the way out."""
-
-    def __init__(self, status: int, details: str) -> None:
-        super().__init__(details)
-        self.status = status
-        self.details = details
+class AgentError(StatusError):
+    """The request cannot be resolved: 400 bad request, 404 no such machine, 409 not
+    running, 502 the upstream refused."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import pymysql
 
 from .. import resources
+from ..errors import StatusError
 from .mysql import MysqlUrl, run_script
 from .sql import StoreUnavailable
 
@@ -30,13 +31,8 @@ DATA_SOURCE = "mysql"
 MAX_NAME = 128
 
 
-class SinkRefused(Exception):
-    """The request cannot be served by this sink; ``status`` is the HTTP status."""
-
-    def __init__(self, status: int, details: str) -> None:
-        super().__init__(details)
-        self.status = status
-        self.details = details
+class SinkRefused(StatusError):
+    """The request cannot be served by this sink."""
 
 
 @dataclasses.dataclass(frozen=True)

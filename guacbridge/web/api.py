@@ -5,6 +5,7 @@ traceback and never a secret; see :meth:`JsonHandler.write_error`.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import json
@@ -15,6 +16,7 @@ from typing import Any
 import tornado.web
 
 from ..consoles import ConsoleError, Consoles
+from ..metrics import CONTENT_TYPE
 from .access import RedactedLogging
 
 log = logging.getLogger(__name__)
@@ -115,8 +117,30 @@ class ExtendHandler(JsonHandler):
 
 
 class HealthHandler(JsonHandler):
+    """Liveness: cheap, touches nothing."""
+
     def get(self) -> None:
         self.send({"status": "ok"})
+
+
+class ReadyHandler(JsonHandler):
+    """Readiness: guacd, the databases and the broker answer."""
+
+    async def get(self) -> None:
+        checks = self.consoles.readiness
+        results = await asyncio.gather(*(check() for check in checks.values()),
+                                       return_exceptions=True)
+        report = {name: "ok" if result is None else str(result)
+                  for name, result in zip(checks, results)}
+        ready = all(value == "ok" for value in report.values())
+        self.send({"status": "ready" if ready else "not ready", "checks": report},
+                  200 if ready else 503)
+
+
+class MetricsHandler(JsonHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE)
+        self.finish(self.consoles.metrics.render())
 
 
 class NotFoundHandler(JsonHandler):

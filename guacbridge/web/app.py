@@ -17,6 +17,8 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
             (r"/api/v1/consoles/([^/]+)", api.ConsoleHandler, c),
             (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
             (r"/healthz", api.HealthHandler, c),
+            (r"/readyz", api.ReadyHandler, c),
+            (r"/metrics", api.MetricsHandler, c),
             (r"/tunnel", TunnelHandler, c),
             *page.routes(consoles),
             *([(legacy.ROUTE, legacy.LegacyHandler, c)] if consoles.settings.legacy_keys

@@ -105,6 +105,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             conn.close()
             return await self._record_end()
         self.conn = conn
+        self.consoles.metrics.handshake.observe(conn.handshake_seconds)
         self.unregister = self.consoles.attach(grant.id, self.stop)
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
@@ -228,6 +229,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return
         self.end_recorded = True
         reason = self.end_reason or "closed"
+        self.consoles.metrics.tunnel_bytes.labels("to_browser").inc(self.bytes_out)
+        self.consoles.metrics.tunnel_bytes.labels("to_guacd").inc(self.bytes_in)
         try:
             await self.consoles.end_tunnel(grant, self.tunnel_id, reason)
         except Exception:

@@ -1,0 +1,60 @@
+"""What operators watch: /metrics moves by the right amounts over a scripted session, and
+/readyz says which dependency is missing."""
+import asyncio
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.integration
+
+
+def scrape(service) -> dict:
+    text = service.api("GET", "/metrics", key=None).text
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def delta(before, after, name, **labels):
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0) - before.get(key, 0)
+
+
+def test_metrics_count_a_scripted_session(service, vnc_target, tunnel):
+    before = scrape(service)
+    reply = service.create(vnc_target)
+
+    async def session():
+        async with tunnel(reply) as t:
+            await t.until("sync")
+            during = scrape(service)
+            await asyncio.to_thread(service.delete, reply["id"])
+            await t.closing()
+            return during
+    during = asyncio.run(session())
+    after = scrape(service)
+    assert during[("guacbridge_live_tunnels", ())] >= 1
+    assert delta(before, after, "guacbridge_consoles_opened_total", sink="direct") == 1
+    assert delta(before, after, "guacbridge_consoles_closed_total", reason="api",
+                 sink="direct") == 1
+    assert delta(before, after, "guacbridge_guacd_handshake_seconds_count") == 1
+    assert delta(before, after, "guacbridge_agent_seconds_count", agent="static") == 1
+    assert delta(before, after, "guacbridge_tunnel_characters_total",
+                 direction="to_browser") > 1000          # a frame of the desktop at least
+    assert delta(before, after, "guacbridge_tunnel_characters_total",
+                 direction="to_guacd") > 0               # the sync replies
+    assert delta(before, after, "guacbridge_http_requests_total", route="ConsolesHandler",
+                 method="POST", status="201") == 1
+    assert delta(before, after, "guacbridge_http_requests_total", route="ConsoleHandler",
+                 method="DELETE", status="200") == 1
+
+
+def test_readyz_checks_guacd_and_the_grant_store(service, service_without_guacd):
+    r = service.api("GET", "/readyz", key=None)
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "checks": {"guacd": "ok", "grant_store": "ok"}}
+    r = service_without_guacd.api("GET", "/readyz", key=None)
+    assert r.status_code == 503 and r.json()["checks"]["guacd"] == "no guacd accepts connections"
+    assert service.api("GET", "/healthz", key=None).json() == {"status": "ok"}
