@@ -10,6 +10,7 @@ import functools
 import hmac
 import json
 import logging
+from importlib import resources as importlib_resources
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..metrics import CONTENT_TYPE
 from .access import RedactedLogging
 
 log = logging.getLogger(__name__)
+OPENAPI = importlib_resources.files("guacbridge").joinpath("schemas/openapi.json").read_bytes()
 
 
 def answers(method: Callable[..., Awaitable[None] | None]) -> Callable[..., Awaitable[None]]:
@@ -135,6 +137,13 @@ class ReadyHandler(JsonHandler):
         ready = all(value == "ok" for value in report.values())
         self.send({"status": "ready" if ready else "not ready", "checks": report},
                   200 if ready else 503)
+
+
+class OpenApiHandler(JsonHandler):
+    """The API's OpenAPI 3 document (guacbridge/schemas/openapi.json)."""
+
+    def get(self) -> None:
+        self.finish(OPENAPI)
 
 
 class MetricsHandler(JsonHandler):

@@ -13,6 +13,7 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
     c = {"consoles": consoles}
     return tornado.web.Application(
         [
+            (r"/api/v1/openapi.json", api.OpenApiHandler, c),
             (r"/api/v1/consoles", api.ConsolesHandler, c),
             (r"/api/v1/consoles/([^/]+)", api.ConsoleHandler, c),
             (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
