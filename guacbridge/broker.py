@@ -265,7 +265,7 @@ class Consumer:
         channel.basic_ack(method.delivery_tag)
         self.broker.consoles.metrics.jobs.labels("done").inc()
         log.info("broker: job %s (%s) done: console %s", job["job_id"], job["action"],
-                 reply.get("id"))
+                 reply.get("id"), extra={"console_id": reply.get("id")})
 
     def _reply(self, channel: Any, props: pika.BasicProperties, body: dict[str, Any]) -> None:
         """Publish the reply and wait for the broker's confirm (raises if it refuses)."""

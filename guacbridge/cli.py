@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import pathlib
 import secrets
 import sys
 import tempfile
 from typing import Any
 
-from . import __version__, config
+from . import __version__, config, logs
 
 EXAMPLES = {
     "serve": "GUACBRIDGE_API_KEYS=portal:s3cret guacbridge serve --listen 127.0.0.1:8080",
@@ -31,10 +30,12 @@ EXAMPLES = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("tornado.access").setLevel(logging.WARNING)
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    try:
+        settings = config.load(path=args.config)
+    except config.ConfigError as e:
+        print(f"guacbridge: configuration error: {e}", file=sys.stderr)
+        return 2
+    logs.setup(args.log_level or settings.log_level, args.log_format or settings.log_format)
     try:
         return args.func(args)
     except config.ConfigError as e:
@@ -49,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                                 "through guacd (Apache Guacamole's proxy daemon).")
     p.add_argument("--version", action="version", version=f"guacbridge {__version__}")
     p.add_argument("--config", help="TOML config file (default: $GUACBRIDGE_CONFIG)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="default: GUACBRIDGE_LOG_LEVEL or info")
+    p.add_argument("--log-format", choices=["text", "json"],
+                   help="json: one JSON object per line (default: GUACBRIDGE_LOG_FORMAT or text)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_: str) -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ class Settings:
     reconnect_window: int = 120    # how long a page may take to come back after a drop
     handshake_timeout: float = 15.0
     log_level: str = "info"
+    log_format: str = "text"            # or "json": one object per line
     # The guacamole sink (GUACBRIDGE_GUACAMOLE_DB_URL): where Guacamole's web UI is, the
     # connection group path for consoles, who gets READ, and what to do with unknown users.
     guacamole_url: str = ""
@@ -85,6 +86,7 @@ ENV = {
     "GUACBRIDGE_AMQP_URL": "amqp_url",
     "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
     "GUACBRIDGE_LOG_LEVEL": "log_level",
+    "GUACBRIDGE_LOG_FORMAT": "log_format",
 }
 
 
@@ -237,7 +239,8 @@ _PARSERS = {
     "extend_step": _positive,
     "reconnect_window": _positive,
     "handshake_timeout": float,
-    "log_level": lambda v: str(v).lower(),
+    "log_level": lambda v: _choice(str(v).lower(), ("debug", "info", "warning", "error")),
+    "log_format": lambda v: _choice(str(v).lower(), ("text", "json")),
     "guacamole_url": _public_url,
     "guacamole_missing_user": lambda v: _choice(v, ("refuse", "create")),
     "guacamole_guacd": parse_address,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import grants
+from . import grants, logs
 from .agents import Agent, AgentError
 from .config import Settings
 from .errors import StatusError
@@ -107,6 +107,7 @@ class Consoles:
         grant = Grant(id=console_id or grants.new_id(), target=resolved.target, owner=owner, user=user,
                       created_at=now, use_by=use_by, duration=duration,
                       max_duration=self.settings.max_duration, has_extra=extra is not None)
+        logs.console_id.set(grant.id)
         if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
             grant = dataclasses.replace(grant, consumed_at=now, deadline=now + duration,
                                         sink="guacamole", sink_state="provisioning")
@@ -181,6 +182,7 @@ class Consoles:
 
     async def extend(self, console_id: str, seconds: Any) -> dict[str, Any]:
         """Push the session end back by *seconds*, never past the hard cap."""
+        logs.console_id.set(console_id)
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
             raise ConsoleError(400, "seconds must be a positive whole number")
         grant = await self._grant(console_id)
@@ -201,6 +203,7 @@ class Consoles:
         return self.reply(updated or grant)
 
     async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
+        logs.console_id.set(console_id)
         await self._grant(console_id)
         now = self.clock()
         grant = await self._store(self.store.close, console_id, reason, now)

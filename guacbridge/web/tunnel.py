@@ -18,7 +18,7 @@ import uuid
 
 import tornado.websocket
 
-from .. import guacd, parameters, protocol
+from .. import guacd, logs, parameters, protocol
 from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
@@ -89,6 +89,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return self.fail(guacd.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
                                                          " its database; try again shortly")
         self.grant = grant
+        logs.console_id.set(grant.id)     # on every log line of this tunnel from here on
         if self.end_reason is not None:   # the browser left while the token was checked
             return await self._record_end()
         caps.name = grant.user

@@ -58,3 +58,27 @@ def test_readyz_checks_guacd_and_the_grant_store(service, service_without_guacd)
     r = service_without_guacd.api("GET", "/readyz", key=None)
     assert r.status_code == 503 and r.json()["checks"]["guacd"] == "no guacd accepts connections"
     assert service.api("GET", "/healthz", key=None).json() == {"status": "ok"}
+
+
+def test_json_logs_parse_and_carry_the_console_id(guacd, vnc_target, tunnel, tmp_path):
+    import json
+    from service_fixtures import start_service
+    service = start_service(tmp_path / "svc", f"{guacd.host}:{guacd.port}",
+                            GUACBRIDGE_LOG_FORMAT="json")
+    try:
+        reply = service.create(vnc_target)
+
+        async def session():
+            async with tunnel(reply) as t:
+                await t.until("sync")
+            await asyncio.sleep(0.3)
+        asyncio.run(session())
+        service.api("POST", f"/api/v1/consoles/{reply['id']}/extend", json={"seconds": 60})
+    finally:
+        service.stop()
+    lines = [json.loads(line) for line in service.log_text().splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(e) for e in lines)
+    about = [e for e in lines if reply["id"] in e["message"]
+             or e["logger"] == "guacbridge.web.tunnel"]
+    assert len(about) >= 3          # opened, tunnel up, tunnel closed / ended
+    assert all(e.get("console_id") == reply["id"] for e in about), about
