@@ -54,7 +54,8 @@ setup(
         "prometheus_client>=0.17",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",
+                 "schemathesis>=4", "pyyaml>=6", "build>=1"],
     },
     entry_points={"console_scripts": ["guacbridge = guacbridge.cli:main"]},
     cmdclass={"build_py": BuildWithPage},

@@ -243,7 +243,7 @@ _PARSERS = {
     "log_format": lambda v: _choice(str(v).lower(), ("text", "json")),
     "guacamole_url": _public_url,
     "guacamole_missing_user": lambda v: _choice(v, ("refuse", "create")),
-    "guacamole_guacd": parse_address,
+    "guacamole_guacd": lambda v: parse_address(v) if v else None,
     "guacamole_max_connections": int,
     "broker_concurrency": lambda v: {"*": int(v)} if isinstance(v, (int, str))
     else {"*": 2, **{str(k): int(n) for k, n in v.items()}},

@@ -105,7 +105,8 @@ def test_console_create_explains_a_bad_target(tmp_path):
     assert "unknown parameter(s) for vnc: colour" in out.stderr and "Traceback" not in out.stderr
 
 
-@pytest.mark.parametrize("command", [["serve"], ["demo"], ["console", "create"], ["probe"]])
+@pytest.mark.parametrize("command", [["serve"], ["demo"], ["console", "create"], ["probe"],
+                                     ["initdb"], ["worker"], ["submit"]])
 def test_every_command_has_help_with_an_example(command):
     out = subprocess.run(GUACBRIDGE + command + ["--help"], capture_output=True, text=True,
                          timeout=30)

@@ -1,8 +1,10 @@
-"""`pip install .` in a clean venv gives a service that serves its page and guacamole-common-js."""
+"""`python -m build` gives an sdist and a wheel; the wheel, installed in a clean venv with
+no npm, gives a service that serves its page and guacamole-common-js."""
 import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 import time
 import venv
 import zipfile
@@ -17,14 +19,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_carries_the_page_and_serves_it_from_a_clean_venv(tmp_path):
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(ROOT)], check=True, timeout=300)
-    wheel = next(wheels.glob("guacbridge-*.whl"))
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+                   check=True, timeout=600, capture_output=True)
+    sdist = next(dist.glob("guacbridge-*.tar.gz"))
+    members = tarfile.open(sdist).getnames()
+    assert any(m.endswith("html/console.js") for m in members)
+    assert any(m.endswith("sql/mysql.sql") for m in members)
+    assert not any("node_modules" in m for m in members)     # npm brings it at build time
+    wheel = next(dist.glob("guacbridge-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "guacbridge/_data/html/console.html" in names
     assert "guacbridge/_data/html/vendor/guacamole-common.js" in names
     assert "guacbridge/_data/sql/sqlite.sql" in names
+    assert "guacbridge/schemas/job-v1.json" in names
     assert not [n for n in names if "node_modules" in n or n.endswith("package.json")]
 
     env_dir = tmp_path / "venv"
@@ -33,9 +41,12 @@ def test_the_wheel_carries_the_page_and_serves_it_from_a_clean_venv(tmp_path):
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True,
                    timeout=300)
     port = free_port()
+    version = subprocess.run([str(env_dir / "bin" / "guacbridge"), "--version"],
+                             capture_output=True, text=True, timeout=60).stdout
+    assert version.startswith("guacbridge ")
     server = subprocess.Popen([str(env_dir / "bin" / "guacbridge"), "serve", "--listen",
                                f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
-                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""},
+                              cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
