@@ -253,8 +253,7 @@ class Consumer:
             channel.basic_ack(method.delivery_tag)
             return
         try:
-            reply = self.broker.run_job(jobs.run(self.broker.consoles, job, owner,
-                                                 method.routing_key))
+            reply = self.broker.run_job(jobs.run(self.broker.consoles, job, owner, self.agent))
         except jobs.JobRejected as e:
             return self._dead(channel, method, props, body, str(e), job_id=job["job_id"])
         except (jobs.JobDeferred, TimeoutError) as e:

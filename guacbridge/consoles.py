@@ -19,8 +19,8 @@ from . import grants, logs
 from .agents import Agent, AgentError
 from .config import Settings
 from .errors import StatusError
-from .metrics import Metrics
 from .grants import Grant, GrantStore, Refused
+from .metrics import Metrics
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
 
@@ -81,6 +81,9 @@ class Consoles:
         ttl = _seconds(request, "ttl", self.settings.use_by, 3600)
         duration = _seconds(request, "max_duration", self.settings.duration,
                             self.settings.max_duration)
+        name = _optional_text(request, "name", 100)
+        if sink == "guacamole" and user is None:
+            raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
 
         agent_name = target.get("agent", "static")
         agent = self.agents.get(agent_name) if isinstance(agent_name, str) else None
@@ -95,17 +98,13 @@ class Consoles:
         finally:
             self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
 
-        name = _optional_text(request, "name", 100)
-        if sink == "guacamole" and user is None:
-            raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
-
         now = self.clock()
         use_by = now + ttl
         if resolved.expires_at is not None:
             use_by = min(use_by, resolved.expires_at)
         token = grants.new_token()
-        grant = Grant(id=console_id or grants.new_id(), target=resolved.target, owner=owner, user=user,
-                      created_at=now, use_by=use_by, duration=duration,
+        grant = Grant(id=console_id or grants.new_id(), target=resolved.target, owner=owner,
+                      user=user, created_at=now, use_by=use_by, duration=duration,
                       max_duration=self.settings.max_duration, has_extra=extra is not None)
         logs.console_id.set(grant.id)
         if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
@@ -116,10 +115,11 @@ class Consoles:
                               grants.hash_token(extra) if extra is not None else None)
         except grants.Duplicate:      # the same job, racing itself
             return await self._again(await self._grant(grant.id))
-        self._emit("opened", grant)
         if sink == "guacamole":
             grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
                                                         f" console")
+        self._emit("opened", grant)
+        if sink == "guacamole":
             log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,
                      grant.target.protocol, owner)
             return self.reply(grant)

@@ -50,14 +50,15 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 async def run(consoles: Consoles, job: dict[str, Any], owner: str,
-              routing_key: str) -> dict[str, Any]:
-    """The reply body for a valid job: the API's body plus ``job_id``."""
+              queue_agent: str) -> dict[str, Any]:
+    """The reply body for a valid job taken from *queue_agent*'s queue: the API's body plus
+    ``job_id``."""
     try:
         if job["action"] == "open":
             agent = job["target"].get("agent")
-            if agent != routing_key:
+            if agent != queue_agent:
                 raise JobRejected(f"target.agent {agent!r} does not match the routing key "
-                                  f"{routing_key!r}")
+                                  f"{queue_agent!r}")
             request = {k: job[k] for k in _REQUEST_FIELDS if k in job}
             reply = await consoles.open(request, owner,
                                         console_id=console_id_for(job["job_id"]))

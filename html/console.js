@@ -136,11 +136,14 @@ function banner(kind, text) {
   $('banner-extend').hidden = !banners.has('time');
 }
 
-function fail(code, message) {
-  session.error = { code, message: message || '' };
+function fail(code, message, gaveUp = false) {
+  // A bare number is only the close reason repeating the code.
+  const own = message && !/^\d+$/.test(message) ? message : '';
+  session.error = { code, message: own };
   document.body.dataset.error = String(code);
-  const { text, detail, hint } = describeError(code, message);
-  showStatus(text, detail, hint, true);
+  const described = describeError(code, own);
+  const hint = gaveUp ? `Gave up after ${MAX_ATTEMPTS} attempts.` : described.hint;
+  showStatus(described.text, described.detail, hint, true, gaveUp);
 }
 
 // -- connections --------------------------------------------------------------------------
@@ -218,8 +221,10 @@ function connectionOver(conn) {
   conn.over = true;
   banner('unstable', null);
   if (conn.deliberate) return;
+  // Closed without an `error` instruction the client itself never leaves its last state.
   session.state = 5;
   document.body.dataset.state = '5';
+  document.title = `Console – ${STATE_TEXT[5]}`;
   if (session.ended) {
     showStatus(session.ended, 'This console link no longer works.', '', false);
     return;
@@ -232,7 +237,7 @@ function connectionOver(conn) {
   if (RECOVERABLE.has(status.code) && session.attempts < MAX_ATTEMPTS) {
     scheduleRetry(status, conn.dropped);
   } else {
-    fail(status.code, status.message);
+    fail(status.code, status.message, RECOVERABLE.has(status.code));
   }
 }
 
@@ -255,6 +260,8 @@ function scheduleRetry(status, dropped) {
 
 function retryNow() {
   clearTimeout(session.retryTimer);
+  session.error = null;
+  delete document.body.dataset.error;
   delete document.body.dataset.reconnecting;
   showStatus('Reconnecting…');
   connect();
