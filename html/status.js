@@ -30,8 +30,10 @@ const ERRORS = {
   0x020B: ['The console session has ended.',
     'Its time was up or it was closed. Ask for a new console if you need one.'],
   0x0300: ['The console request was malformed.', 'Reload the page.'],
-  0x0301: ['This console link is not valid: it has already been used or has expired.',
-    'Ask for a new console.'],
+  // Our server says this of a used or expired link; guacd says it of a login the server
+  // refused. The detail line carries whose words they are.
+  0x0301: ['Access was refused: the console link was used or has expired, or the server refused the login.',
+    'Ask for a new console; if the login was refused, check the credentials behind it.'],
   0x0303: ['You are not allowed to open this console.', 'Ask for access.'],
   0x0308: ['The browser stopped answering, so the console was closed.',
     'Check your network; the page retries.'],
