@@ -124,8 +124,6 @@ class GrantStore(Protocol):
     def close(self, grant_id: str, reason: str, now: float) -> Grant | None:
         """Record the end once; later calls keep the first reason. None if unknown."""
 
-    def active(self, now: float) -> list[Grant]: ...
-
     def set_sink(self, grant_id: str, ref: str | None, state: str) -> None: ...
 
     def replied(self, job_id: str, message_id: str) -> bool:

@@ -124,13 +124,6 @@ class SqlGrantStore:
                        " WHERE id = ? AND closed_at IS NULL", (now, reason, grant_id))
         return self.get(grant_id)
 
-    def active(self, now: float) -> list[Grant]:
-        with self._db() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE closed_at IS NULL"
-                              " AND consumed_at IS NOT NULL AND deadline > ?"
-                              " ORDER BY consumed_at", (now,)).fetchall()
-        return [_grant(r) for r in rows]
-
     def replied(self, job_id: str, message_id: str) -> bool:
         with self._db() as db:
             return db.execute("SELECT 1 FROM job_reply WHERE job_id = ? AND message_id = ?",

@@ -268,3 +268,24 @@ def test_a_worker_killed_mid_job_leaves_exactly_one_console_per_job(broker_env):
     assert answered == {j["job_id"] for j in jobs_}
     assert len(grants(tmp_path)) == 200             # exactly one console per job
     assert second.done_count() > 0 and first.done_count() > 0    # they shared the work
+
+
+def test_a_graceful_shutdown_finishes_the_jobs_in_flight(broker_env):
+    url, producer, start_worker, tmp_path = broker_env
+    first = start_worker("w1")
+    producer.wait_for_topology()
+    jobs_ = [job() for _ in range(150)]
+    for j in jobs_:
+        producer.publish(j)
+    got = producer.replies(20)
+    first.stop(signal.SIGTERM)                       # mid-run
+    assert first.process.returncode == 0
+    assert "shutting down" in first.log.read_text()
+    answered_before_restart = {c for c, _ in got} | {c for c, _ in producer.replies(200, 2)}
+    second = start_worker("w2")
+    got = producer.replies_for([j["job_id"] for j in jobs_],
+                               [(c, None) for c in answered_before_restart])
+    assert {c for c, _ in got} == {j["job_id"] for j in jobs_}     # none lost
+    assert len(grants(tmp_path)) == 150                           # none doubled
+    # Nothing the first worker had started was left for the second to do again.
+    assert first.done_count() + second.done_count() == 150
