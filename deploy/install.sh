@@ -75,7 +75,8 @@ packages=(
   tigervnc-standalone-server tigervnc-tools xterm twm x11-utils xfonts-base xfonts-75dpi
 )
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
-[ "$want_tests" = 1 ] && packages+=(chromium xclip mariadb-server rabbitmq-server)
+[ "$want_tests" = 1 ] && packages+=(chromium xclip mariadb-server rabbitmq-server
+                                     openssh-server inetutils-telnetd socat)
 
 add_bullseye
 mapfile -t todo < <(missing "${packages[@]}")

@@ -70,6 +70,11 @@ def validate(protocol: str, given: Mapping[str, Any]) -> dict[str, str]:
     if not _HOSTNAME.match(hostname):
         raise InvalidParameters("hostname is required: a DNS name or an IP address")
     params.setdefault("port", str(DEFAULT_PORTS[protocol]))
+    if protocol == "telnet" and "password" in params and "login-failure-regex" not in params:
+        # Without these guacd waits at a refused login forever; it wants both, and the end
+        # of a shell prompt is what success looks like on most systems.
+        params["login-failure-regex"] = "[Ll]ogin incorrect"
+        params.setdefault("login-success-regex", "[$#%>] *$")
     return params
 
 

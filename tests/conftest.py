@@ -13,7 +13,8 @@ import pytest
 from guacbridge import demo
 from parts import require, unavailable
 
-pytest_plugins = ["service_fixtures", "db_fixtures", "broker_fixtures"]
+pytest_plugins = ["service_fixtures", "db_fixtures", "broker_fixtures",
+                  "terminal_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
