@@ -71,12 +71,12 @@ missing() {
 
 packages=(
   python3 python3-venv python3-dev gcc libxml2-dev
-  guacd libguac-client-vnc0 libguac-client-ssh0 libguac-client-telnet0
+  guacd libguac-client-vnc0 libguac-client-ssh0 libguac-client-telnet0 libguac-client-rdp0
   tigervnc-standalone-server tigervnc-tools xterm twm x11-utils xfonts-base xfonts-75dpi
 )
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 [ "$want_tests" = 1 ] && packages+=(chromium xclip mariadb-server rabbitmq-server
-                                     openssh-server inetutils-telnetd socat)
+                                     openssh-server inetutils-telnetd socat xrdp xorgxrdp)
 
 add_bullseye
 mapfile -t todo < <(missing "${packages[@]}")

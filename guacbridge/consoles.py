@@ -307,6 +307,11 @@ class Consoles:
             log.info("console %s ended: %s", console_id, reason)
             self._emit("closed", grant)
 
+    async def console_up(self, console_id: str) -> None:
+        """The tunnel saw the first frame without an error."""
+        await self._store(self.store.mark_up, console_id, self.clock())
+        log.info("console %s is up", console_id)
+
     async def current(self, console_id: str) -> Grant | None:
         return await self._store(self.store.get, console_id)
 
@@ -346,7 +351,8 @@ class Consoles:
             "target": grant.target.public(), "owner": grant.owner, "user": grant.user,
             "created_at": _iso(grant.created_at), "use_by": _iso(grant.use_by),
             "started_at": _iso(grant.consumed_at), "deadline": _iso(grant.deadline),
-            "max_deadline": _iso(grant.hard_deadline), "closed_at": _iso(grant.closed_at),
+            "max_deadline": _iso(grant.hard_deadline), "up_at": _iso(grant.up_at),
+            "closed_at": _iso(grant.closed_at),
             "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
         }
         if grant.sink == "guacamole":

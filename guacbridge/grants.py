@@ -63,15 +63,19 @@ class Grant:
     sink: str = "direct"           # or "guacamole": a connection in Guacamole's database
     sink_ref: str | None = None    # the Guacamole connection id
     sink_state: str | None = None  # provisioning → ready → removed
+    up_at: float | None = None     # the first frame arrived without an error
 
     def state(self, now: float) -> str:
-        """pending → active → closed; a pending grant past use_by, or an active one past its
-        deadline, is "expired" even before the sweeper records it."""
+        """pending → connecting → active → closed. guacd's ``ready`` comes before the server
+        is reached, so a direct console is "connecting" until its first frame. A pending grant
+        past use_by, or a live one past its deadline, is "expired" before the sweeper says so."""
         if self.closed_at is not None:
             return "closed"
         if self.consumed_at is None:
             return "pending" if now < self.use_by else "expired"
-        return "active" if self.deadline is not None and now < self.deadline else "expired"
+        if self.deadline is None or now >= self.deadline:
+            return "expired"
+        return "connecting" if self.sink == "direct" and self.up_at is None else "active"
 
     @property
     def hard_deadline(self) -> float | None:
@@ -125,6 +129,9 @@ class GrantStore(Protocol):
         """Record the end once; later calls keep the first reason. None if unknown."""
 
     def set_sink(self, grant_id: str, ref: str | None, state: str) -> None: ...
+
+    def mark_up(self, grant_id: str, now: float) -> None:
+        """The console's first frame arrived (only the first call counts)."""
 
     def replied(self, job_id: str, message_id: str) -> bool:
         """Whether this broker message was answered already."""

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS console_grant (
     session_hash  CHAR(64),                   -- the console page's reconnect secret
     live_tunnel   CHAR(36),                   -- the tunnel that holds the console now
     idle_since    DOUBLE,                     -- no tunnel since then; reconnect window runs
+    up_at         DOUBLE,                     -- the first frame without an error: console up
     sink          VARCHAR(16) NOT NULL DEFAULT 'direct',
     sink_ref      VARCHAR(64),                -- e.g. the Guacamole connection id
     sink_state    VARCHAR(16),                -- provisioning, ready, removed

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS console_grant (
     session_hash  TEXT,                   -- the console page's reconnect secret (SHA-256)
     live_tunnel   TEXT,                   -- the tunnel that holds the console now
     idle_since    REAL,                   -- no tunnel since then; reconnect window runs
+    up_at         REAL,                   -- the first frame without an error: console up
     sink          TEXT NOT NULL DEFAULT 'direct',
     sink_ref      TEXT,                   -- e.g. the Guacamole connection id
     sink_state    TEXT                    -- provisioning, ready, removed

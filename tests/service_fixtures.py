@@ -172,8 +172,10 @@ def tunnel():
     @contextlib.asynccontextmanager
     async def open_tunnel(reply: dict, extra=_default, **query):
         ws = reply["websocket"]
-        params = {"token": ws["token"], "width": 1024, "height": 768, "dpi": 96,
-                  "timezone": "Europe/Berlin", **query}
+        # A page's reconnect secret (query console=…, session=…) replaces the token.
+        params = {} if "session" in query else {"token": ws["token"]}
+        params.update({"width": 1024, "height": 768, "dpi": 96, "timezone": "Europe/Berlin",
+                       **query})
         extra = ws["extra"] if extra is _default else extra
         if extra:
             params["extra"] = extra

@@ -21,7 +21,7 @@ class StoreUnavailable(Exception):
 _COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration, max_duration,"
             " extra_hash IS NOT NULL AS has_extra, consumed_at, deadline, closed_at, close_reason,"
             " session_hash IS NOT NULL AS has_session, live_tunnel, idle_since, sink, sink_ref,"
-            " sink_state")
+            " sink_state, up_at")
 
 
 class SqlGrantStore:
@@ -134,6 +134,11 @@ class SqlGrantStore:
             db.execute("INSERT INTO job_reply (job_id, message_id, replied_at) VALUES (?,?,?)",
                        (job_id, message_id[:128], now))
 
+    def mark_up(self, grant_id: str, now: float) -> None:
+        with self._db() as db:
+            db.execute("UPDATE console_grant SET up_at = ? WHERE id = ? AND up_at IS NULL",
+                       (now, grant_id))
+
     def set_sink(self, grant_id: str, ref: str | None, state: str) -> None:
         with self._db() as db:
             db.execute("UPDATE console_grant SET sink_ref = COALESCE(?, sink_ref),"
@@ -180,13 +185,14 @@ def _duplicate_as(error: type[Exception]) -> Iterator[None]:
 def _grant(row: tuple) -> Grant:
     (gid, protocol, params, owner, user, created, use_by, duration, max_duration, has_extra,
      consumed, deadline, closed, reason, has_session, live_tunnel, idle_since, sink, sink_ref,
-     sink_state) = row
+     sink_state, up_at) = row
     return Grant(id=gid, target=Target(protocol, json.loads(params)), owner=owner, user=user,
                  created_at=created, use_by=use_by, duration=duration,
                  max_duration=max_duration, has_extra=bool(has_extra), consumed_at=consumed,
                  deadline=deadline, closed_at=closed, close_reason=reason,
                  has_session=bool(has_session), live_tunnel=live_tunnel,
-                 idle_since=idle_since, sink=sink, sink_ref=sink_ref, sink_state=sink_state)
+                 idle_since=idle_since, sink=sink, sink_ref=sink_ref, sink_state=sink_state,
+                 up_at=up_at)
 
 
 def _why_refused(row: tuple | None, now: float) -> str:

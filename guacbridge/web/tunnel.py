@@ -126,6 +126,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 await self.write_message(text)
                 status, message = _error_in(text)
             read, feed = conn.reader.read, conn.framer.feed
+            grant = self.grant
+            assert grant is not None            # set before this task starts
+            up = grant.up_at is not None
             while not status:
                 data = await read(guacd.READ_SIZE)
                 if not data:
@@ -136,6 +139,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     await self.write_message(text)
                     if "5.error," in text:
                         status, message = _error_in(text)
+                    elif not up and "4.sync," in text:
+                        # guacd's ready came before the server was reached: the first
+                        # frame is when the console is really up.
+                        up = True
+                        asyncio.ensure_future(self.consoles.console_up(grant.id))
         except tornado.websocket.WebSocketClosedError:
             return
         except protocol.ProtocolError as e:

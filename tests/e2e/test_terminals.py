@@ -87,3 +87,33 @@ def test_a_refused_telnet_login_is_reported(service, telnetd, console_user, page
     page.locator("body[data-error]").wait_for(state="attached", timeout=30000)
     assert page.evaluate("window.guacbridge.error.code") == 0x0301
     assert page.locator("body[data-reconnecting]").count() == 0
+
+
+def rdp_target(xrdp, console_user, password):
+    return {"protocol": "rdp", "hostname": xrdp["host"], "port": xrdp["port"],
+            "username": console_user["name"], "password": password, "security": "any",
+            "ignore-cert": True}
+
+
+def test_an_rdp_console_to_xrdp_runs_what_is_typed_in_its_xterm(service, xrdp, console_user,
+                                                                page):
+    marker = console_user["home"] / "typed-over-rdp"
+    page.goto(service.create(rdp_target(xrdp, console_user, console_user["password"]))["url"])
+    page.locator("body[data-state='3']").wait_for(state="attached", timeout=30000)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        page.mouse.move(200, 150)                  # twm: the xterm under the pointer
+        page.wait_for_timeout(2000)                # the session and its xterm start
+        page.keyboard.type(f"touch {marker}", delay=15)
+        page.keyboard.press("Enter")
+        wait_for_file(marker, timeout=3)
+    assert marker.exists()
+
+
+def test_a_refused_rdp_login_shows_the_servers_own_dialog(service, xrdp, console_user, page):
+    # xrdp answers a wrong password with its own login dialog inside the session: there is
+    # no Guacamole error to report, so the console stays up showing that dialog.
+    page.goto(service.create(rdp_target(xrdp, console_user, "wrong-password"))["url"])
+    page.locator("body[data-state='3']").wait_for(state="attached", timeout=30000)
+    page.wait_for_timeout(3000)
+    assert page.locator("body[data-error]").count() == 0

@@ -176,3 +176,30 @@ def test_tokens_and_passwords_never_reach_the_log(service, vnc_target, tunnel):
     assert reply["id"] in log
     assert reply["websocket"]["token"] not in log
     assert vnc_target["password"] not in log
+
+
+def test_a_console_is_connecting_until_its_first_frame_then_active(service, vnc_target, tunnel):
+    reply = service.create(vnc_target)
+    traded = service.api("POST", f"/console/{reply['id']}/session", key=None,
+                         json={"token": reply["websocket"]["token"]})
+    assert traded.status_code == 201
+    secret = traded.json()["session"]
+    assert service.get(reply["id"])["state"] == "connecting"
+
+    async def scenario():
+        async with tunnel(reply, console=reply["id"], session=secret) as t:
+            await t.until("sync")
+            await asyncio.sleep(0.3)
+            return await asyncio.to_thread(service.get, reply["id"])
+    shown = asyncio.run(scenario())
+    assert shown["state"] == "active" and shown["up_at"] is not None
+
+
+def test_a_console_that_never_drew_a_frame_never_counts_as_up(service, vnc_target, tunnel):
+    reply = service.create({**vnc_target, "password": "wrong-pw"})
+
+    async def scenario():
+        async with tunnel(reply) as t:
+            await t.closing()
+    asyncio.run(scenario())
+    assert service.get(reply["id"])["up_at"] is None
