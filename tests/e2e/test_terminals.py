@@ -100,6 +100,9 @@ def test_an_rdp_console_to_xrdp_runs_what_is_typed_in_its_xterm(service, xrdp, c
     marker = console_user["home"] / "typed-over-rdp"
     page.goto(service.create(rdp_target(xrdp, console_user, console_user["password"]))["url"])
     page.locator("body[data-state='3']").wait_for(state="attached", timeout=30000)
+    # The RDP desktop is made at the browser window's size (sent in the handshake).
+    assert page.evaluate("[window.guacbridge.display.getWidth(),"
+                         " window.guacbridge.display.getHeight()]") == [1280, 800]
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         page.mouse.move(200, 150)                  # twm: the xterm under the pointer
