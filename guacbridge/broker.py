@@ -38,6 +38,7 @@ EVENTS = "guacbridge.events"
 REASON = "x-guacbridge-reason"
 ATTEMPTS = "x-guacbridge-attempts"
 JOB_TIMEOUT = 120.0   # seconds a job may take in the core before it counts as passing failure
+MAX_PENDING_EVENTS = 10000
 
 
 def queue_for(agent: str) -> str:
@@ -141,6 +142,9 @@ class Broker:
 
     def _on_event(self, event: str, body: dict[str, Any]) -> None:
         with self.events_ready:
+            if len(self.events) >= MAX_PENDING_EVENTS:   # the broker has been away long
+                self.events.pop(0)
+                log.warning("broker events: queue full, the oldest event was dropped")
             self.events.append((event, body))
             self.events_ready.notify()
 
@@ -218,6 +222,10 @@ class Consumer:
                 log.warning("broker %s: connection lost (%s); reconnecting", self.name,
                             type(e).__name__)
                 backoff.sleep(self.broker.stopping)
+            except Exception:
+                # Never let a consumer thread die: the queue would lose a worker silently.
+                log.exception("broker %s: unexpected error; reconnecting", self.name)
+                backoff.sleep(self.broker.stopping)
 
     def stop(self) -> None:
         connection, channel = self.connection, self.channel
@@ -232,6 +240,17 @@ class Consumer:
 
     def _on_message(self, channel: Any, method: Any, props: pika.BasicProperties,
                     body: bytes) -> None:
+        try:
+            self._handle(channel, method, props, body)
+        except pika.exceptions.AMQPError:
+            raise                                   # the connection loop reconnects
+        except Exception as e:                      # e.g. the grant store is down
+            log.exception("broker %s: a job failed unexpectedly; retrying it later", self.name)
+            self._retry(channel, method, props, body, dict(props.headers or {}),
+                        f"internal error ({type(e).__name__})")
+
+    def _handle(self, channel: Any, method: Any, props: pika.BasicProperties,
+                body: bytes) -> None:
         headers = dict(props.headers or {})
         if self.agent is None:
             if method.routing_key in self.broker.consoles.agents:
