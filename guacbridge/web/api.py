@@ -1,4 +1,5 @@
-"""The REST API: ``/api/v1/consoles`` and health. Thin: every decision is the core's.
+"""The REST API (``/api/v1/consoles``, its OpenAPI document) and the operator endpoints
+(``/healthz``, ``/readyz``, ``/metrics``). Thin: every decision is the core's.
 
 Failures answer ``{"result": false, "details": …}`` with the fitting HTTP status, never a
 traceback and never a secret; see :meth:`JsonHandler.write_error`.
@@ -10,8 +11,8 @@ import functools
 import hmac
 import json
 import logging
-from importlib import resources as importlib_resources
 from collections.abc import Awaitable, Callable
+from importlib import resources as importlib_resources
 from typing import Any
 
 import tornado.web
