@@ -26,6 +26,7 @@ class PartFailed(RuntimeError):
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel just had free: parts bind their own, so tests never collide on one."""
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -41,6 +42,8 @@ def _which(program: str, package: str) -> str:
 
 @dataclasses.dataclass
 class Part:
+    """A process we started in its own session; we stop it by its pid, never by its name."""
+
     name: str
     process: subprocess.Popen
     log_path: pathlib.Path
@@ -50,6 +53,10 @@ class Part:
         return self.process.pid
 
     def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; a second call does nothing.
+
+        A reaped process is never signalled, so a recycled pid cannot be hit.
+        """
         if self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -79,6 +86,7 @@ def _spawn(name: str, argv: list[str], workdir: pathlib.Path, env: dict | None =
 
 
 def wait_for_port(host: str, port: int, timeout: float, part: Part | None = None) -> None:
+    """Return once ``host:port`` accepts; fail early, with its log, if ``part`` has exited."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
@@ -122,9 +130,11 @@ def start_guacd(workdir: pathlib.Path, port: int | None = None, host: str = "127
 
 @dataclasses.dataclass
 class Desktop:
+    """Xvnc and the X clients on it, stopped in reverse order (clients before their server)."""
+
     host: str
     port: int
-    password: str
+    password: str = dataclasses.field(repr=False)   # kept out of reprs, and so out of logs
     display: int
     parts: list[Part]
     workdir: pathlib.Path
@@ -169,10 +179,14 @@ def start_desktop(workdir: pathlib.Path, password: str, geometry: str = "1024x76
     xterm = _which("xterm", "xterm")
     xwininfo = _which("xwininfo", "x11-utils")
     workdir.mkdir(parents=True, exist_ok=True)
+    # The password goes to vncpasswd on stdin and to Xvnc as an obfuscated file, readable by us.
+    obfuscated = subprocess.run([vncpasswd, "-f"], input=password.encode() + b"\n",
+                                capture_output=True, check=True).stdout
     passwd = workdir / "passwd"
-    passwd.touch(0o600)
-    passwd.write_bytes(subprocess.run([vncpasswd, "-f"], input=password.encode() + b"\n",
-                                      capture_output=True, check=True).stdout)
+    fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o600)
+        f.write(obfuscated)
     (workdir / "twmrc").write_text(TWMRC)
     display = display if display is not None else _free_display()
     port = port or free_port()
@@ -189,7 +203,7 @@ def start_desktop(workdir: pathlib.Path, password: str, geometry: str = "1024x76
         parts.append(_spawn("twm", [twm, "-f", str(workdir / "twmrc")], workdir, env))
         parts.append(_spawn("xterm", [xterm, "-geometry", "100x30+0+0", "-title",
                                       "guacbridge-demo"], workdir, env))
-        _wait_for_window(xwininfo, env, "guacbridge-demo", 10, parts[-1])
+        _wait_for_window(xwininfo, env, "guacbridge-demo", 10, parts[1:])
     except BaseException:
         for part in reversed(parts):
             part.stop()
@@ -197,15 +211,21 @@ def start_desktop(workdir: pathlib.Path, password: str, geometry: str = "1024x76
     return Desktop("127.0.0.1", port, password, display, parts, workdir)
 
 
-def _wait_for_window(xwininfo: str, env: dict, title: str, timeout: float, part: Part) -> None:
-    """Ready means the xterm is mapped, so keystrokes sent now have somewhere to go."""
+def _wait_for_window(xwininfo: str, env: dict, title: str, timeout: float,
+                     clients: list[Part]) -> None:
+    """Ready means the xterm is mapped, so keystrokes sent now have somewhere to go.
+
+    An open RFB port only says Xvnc is up; twm or xterm may still be starting or have died.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run([xwininfo, "-root", "-tree"], env={**os.environ, **env},
                              capture_output=True, text=True).stdout
         if f'"{title}"' in out:
             return
-        if part.process.poll() is not None:
+        if any(part.process.poll() is not None for part in clients):
             break
         time.sleep(0.1)
-    raise PartFailed(f"the {title} window did not appear:\n{part.log_tail()}")
+    logs = "\n".join(f"--- {part.name} (exit status {part.process.poll()}):\n{part.log_tail(800)}"
+                     for part in clients)
+    raise PartFailed(f"the {title} window did not appear within {timeout:.0f} s:\n{logs}")
