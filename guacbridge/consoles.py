@@ -315,17 +315,21 @@ class Consoles:
     async def current(self, console_id: str) -> Grant | None:
         return await self._store(self.store.get, console_id)
 
+    async def sweep(self) -> None:
+        """One pass: close expired grants and the tunnels still open on them, and remove
+        the Guacamole connections of ended consoles."""
+        for console_id, reason in await self._store(
+                self.store.expire, self.clock(), self.settings.reconnect_window):
+            self._stop_live(console_id, reason)
+            log.info("console %s closed: %s", console_id, reason)
+            if self._listeners:
+                self._emit("closed", await self._grant(console_id))
+        await self.clean_sinks()
+
     async def sweep_forever(self, interval: float = 5.0) -> None:
-        """Close expired grants and the tunnels still open on them."""
         while True:
             try:
-                for console_id, reason in await self._store(
-                        self.store.expire, self.clock(), self.settings.reconnect_window):
-                    self._stop_live(console_id, reason)
-                    log.info("console %s closed: %s", console_id, reason)
-                    if self._listeners:
-                        self._emit("closed", await self._grant(console_id))
-                await self.clean_sinks()
+                await self.sweep()
             except Exception:
                 log.exception("expiry sweep failed; retrying")
             await asyncio.sleep(interval)

@@ -1,6 +1,7 @@
 """guacbridge.guacd and the probe command against real guacd 1.3.0 and Xvnc."""
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 
@@ -54,15 +55,21 @@ def test_a_wrong_vnc_password_is_an_error_after_ready(guacd, vnc_desktop):
 
 
 def test_an_unreachable_host_is_upstream_not_found(guacd):
+    # A port bound but not listening refuses connections, and no other process can take it
+    # while the test runs (a merely free port can be).
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+
     async def scenario():
         conn = await client.connect((guacd.host, guacd.port), "vnc",
-                                       {"hostname": "127.0.0.1", "port": str(free_port())},
-                                       Capabilities())
+                                    {"hostname": "127.0.0.1",
+                                     "port": str(closed.getsockname()[1])}, Capabilities())
         try:
             return await first_frame(conn)
         finally:
             conn.close()
-    frame = asyncio.run(scenario())
+    with closed:
+        frame = asyncio.run(scenario())
     assert frame[0] == "error" and int(frame[2]) == 0x0207
 
 

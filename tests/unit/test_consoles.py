@@ -132,12 +132,7 @@ def test_the_sweeper_closes_consoles_past_their_deadline_and_stops_their_tunnels
     stopped = []
     consoles.attach(reply["id"], stopped.append)
     clock.now += 7201
-
-    async def one_sweep():
-        task = asyncio.ensure_future(consoles.sweep_forever(interval=0.01))
-        await asyncio.sleep(0.1)
-        task.cancel()
-    run(one_sweep())
+    run(consoles.sweep())
     assert stopped == ["time limit reached"]
     assert run(consoles.get(reply["id"]))["close_reason"] == "time limit reached"
 
