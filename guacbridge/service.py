@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import tornado.httpserver
 
+from . import tls
 from .agents import load_agents
 from .config import Settings
 from .consoles import Consoles
@@ -62,6 +63,16 @@ def add_readiness_checks(consoles: Consoles) -> None:
         consoles.readiness["guacamole_db"] = guacamole_db
 
 
+class HttpServer(tornado.httpserver.HTTPServer):
+    """Believes X-Forwarded-For, X-Real-IP and X-Forwarded-Proto only from the configured
+    reverse proxies; any other client could write them to pass for someone else."""
+    trusted_proxies: frozenset[str] = frozenset()
+
+    def start_request(self, server_conn: object, request_conn):  # type: ignore[no-untyped-def]
+        self.xheaders = request_conn.context.remote_ip in self.trusted_proxies
+        return super().start_request(server_conn, request_conn)
+
+
 async def run(settings: Settings, consoles: Consoles | None = None,
               on_ready: Callable[[Consoles], None] | None = None, http: bool = True) -> None:
     """Serve until SIGINT or SIGTERM: the HTTP side (unless *http* is off, as for
@@ -70,12 +81,15 @@ async def run(settings: Settings, consoles: Consoles | None = None,
     consoles = consoles or build(settings)
     server = None
     if http:
-        server = tornado.httpserver.HTTPServer(make_app(consoles), xheaders=False,
-                                               max_body_size=64 * 1024)
+        server = HttpServer(make_app(consoles), ssl_options=tls.server_context(settings),
+                            max_body_size=64 * 1024,
+                            trusted_downstream=list(settings.trusted_proxies))
+        server.trusted_proxies = frozenset(settings.trusted_proxies)
         host, port = settings.listen
-        server.listen(port, address=host)
-        log.info("guacbridge listening on %s:%d, public URL %s, guacd %s", host, port,
-                 settings.base_url, ", ".join(f"{h}:{p}" for h, p in settings.guacd))
+        server.listen(port, address=host, reuse_port=settings.reuse_port)
+        log.info("guacbridge listening on %s:%d (%s), public URL %s, guacd %s", host, port,
+                 "https" if settings.tls_cert else "http", settings.base_url,
+                 ", ".join(f"{h}:{p}" for h, p in settings.guacd))
     sweeper = asyncio.ensure_future(consoles.sweep_forever())
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
