@@ -77,11 +77,17 @@ async def run(settings: Settings, consoles: Consoles | None = None,
               on_ready: Callable[[Consoles], None] | None = None, http: bool = True) -> None:
     """Serve until SIGINT or SIGTERM: the HTTP side (unless *http* is off, as for
     ``guacbridge worker``), the sweeper, and the broker consumer when an AMQP URL is set.
-    On the signal: stop accepting, let jobs in flight finish, close live tunnels."""
+
+    On the signal: stop accepting connections at once, ask every live console page to move
+    to a new tunnel (another instance, when one shares the port or the proxy and the grant
+    store), let jobs in flight finish, wait up to ``drain_seconds`` for the tunnels to go,
+    then close what is left. A second signal cuts the wait short."""
     consoles = consoles or build(settings)
-    server = None
+    server = drain = None
     if http:
-        server = HttpServer(make_app(consoles), ssl_options=tls.server_context(settings),
+        app = make_app(consoles)
+        drain = app.settings["drain"]
+        server = HttpServer(app, ssl_options=tls.server_context(settings),
                             max_body_size=64 * 1024,
                             trusted_downstream=list(settings.trusted_proxies))
         server.trusted_proxies = frozenset(settings.trusted_proxies)
@@ -102,11 +108,25 @@ async def run(settings: Settings, consoles: Consoles | None = None,
     if on_ready:
         on_ready(consoles)
     await stopping.wait()
-    log.info("shutting down")
+    stopping.clear()
     if server is not None:
         server.stop()
+    if drain is not None:
+        asked = drain.announce("The console service is restarting.")
+        log.info("shutting down: not accepting connections; %d live tunnel(s) asked to move,"
+                 " waiting up to %g s", asked, settings.drain_seconds)
+    else:
+        log.info("shutting down")
     if stop_broker is not None:
         await asyncio.to_thread(stop_broker)   # its jobs need this loop to finish
+    if drain is not None and len(drain):
+        wait = asyncio.ensure_future(drain.wait(settings.drain_seconds))
+        again = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait([wait, again], return_when=asyncio.FIRST_COMPLETED)
+        wait.cancel()
+        again.cancel()
+        if drain.close():
+            log.info("closed the tunnels that had not moved")
     sweeper.cancel()
     consoles.stop_all("the console service is shutting down")
     await asyncio.sleep(0.2)   # let close frames and end records go out

@@ -77,7 +77,7 @@ def test_an_https_console_url_shows_the_desktop_over_wss(tls_service, vnc_target
     page.on("websocket", lambda ws: sockets.append(ws.url))
     page.goto(reply["url"])
     page.locator("body[data-state='3']").wait_for(state="attached", timeout=15000)
-    page.wait_for_function(f"({COUNT_LIT_PIXELS})() > 100", timeout=5000)  # desktop drawn
+    page.wait_for_function(f"() => ({COUNT_LIT_PIXELS})() > 100", timeout=5000)  # drawn
     port = reply["websocket"]["port"]
     assert sockets and all(url.startswith(f"wss://127.0.0.1:{port}/tunnel?") for url in sockets)
     page.screenshot(path=str(artifacts / "tls-console.png"))
