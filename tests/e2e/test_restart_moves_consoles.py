@@ -77,3 +77,27 @@ def test_sigterm_moves_a_live_console_to_the_next_instance(guacd, vnc_target, sh
         old.stop()
         if new is not None:
             new.stop()
+
+
+def test_a_plain_restart_of_the_only_instance_keeps_the_console(guacd, vnc_target, page,
+                                                               tmp_path):
+    """systemctl restart: the old process leaves, a new one with the same SQLite store comes
+    up on the same port a moment later, and the page gets back in by itself."""
+    port = free_port()
+    first = start_service(tmp_path / "a", f"{guacd.host}:{guacd.port}", port=port)
+    second = None
+    try:
+        reply = first.create(vnc_target)
+        page.goto(reply["url"])
+        page.locator("body[data-state='3']").wait_for(state="attached", timeout=15000)
+        os.kill(first.process.pid, signal.SIGTERM)
+        assert first.process.wait(DRAIN_SECONDS) == 0
+        page.locator("body[data-reconnecting]").wait_for(state="attached", timeout=10000)
+        second = start_service(tmp_path / "a", f"{guacd.host}:{guacd.port}", port=port)
+        page.wait_for_function("() => window.guacbridge.state === 3"
+                               " && window.guacbridge.reconnects === 1", timeout=20000)
+        assert f"console {reply['id']}: tunnel up" in second.log_text()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
