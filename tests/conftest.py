@@ -16,7 +16,7 @@ from guacbridge import demo
 from parts import CHROMIUM_ARGS, require, unavailable
 
 pytest_plugins = ["service_fixtures", "db_fixtures", "broker_fixtures",
-                  "terminal_fixtures", "tls_fixtures"]
+                  "terminal_fixtures", "tls_fixtures", "nginx_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -2,10 +2,15 @@
 database of the browser's own HOME, the way a company CA is), and the desktop arrives over
 wss. No certificate check is switched off."""
 import os
+import signal
 import subprocess
+import uuid
 
 import pytest
 
+from guacbridge.demo import free_port
+from guacbridge.store.mysql import MysqlGrantStore
+from nginx_fixtures import start_nginx
 from parts import CHROMIUM_ARGS, require, unavailable
 from service_fixtures import start_service
 
@@ -91,3 +96,42 @@ def test_a_browser_without_the_ca_refuses_the_console(tls_service, vnc_target,
     with pytest.raises(Exception, match="ERR_CERT_AUTHORITY_INVALID"):
         page.goto(reply["url"])
     page.context.close()
+
+
+def test_behind_the_nginx_example_a_console_survives_a_restart_of_its_instance(
+        guacd, vnc_target, test_ca, mariadb, trusting_browser, tmp_path):
+    """Two instances sharing MariaDB behind deploy/nginx-guacbridge.conf; the one serving the
+    console gets SIGTERM, and the page comes back through nginx on the other."""
+    url = mariadb.create_database(f"gb_{uuid.uuid4().hex[:8]}")
+    MysqlGrantStore(url).create_tables()
+    ports = [free_port(), free_port()]
+    nginx = start_nginx(tmp_path / "nginx", ports, test_ca.cert, test_ca.key)
+    env = {"GUACBRIDGE_MYSQL_URL": url, "GUACBRIDGE_PUBLIC_URL": nginx.base_url,
+           "GUACBRIDGE_TRUSTED_PROXIES": "127.0.0.1", "GUACBRIDGE_DRAIN_SECONDS": "30"}
+    instances = [start_service(tmp_path / name, f"{guacd.host}:{guacd.port}", port=port, **env)
+                 for name, port in zip("ab", ports)]
+    context = trusting_browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        reply = instances[0].create(vnc_target)
+        assert reply["url"].startswith(nginx.base_url)
+        page = context.new_page()
+        sockets = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
+        page.goto(reply["url"])
+        page.locator("body[data-state='3']").wait_for(state="attached", timeout=15000)
+        up = f"console {reply['id']}: tunnel up"
+        serving = next(i for i in instances if up in i.log_text())
+        other = next(i for i in instances if i is not serving)
+        os.kill(serving.process.pid, signal.SIGTERM)
+        assert serving.process.wait(30) == 0
+        page.wait_for_function("() => window.guacbridge.reconnects === 1"
+                               " && window.guacbridge.state === 3", timeout=15000)
+        assert up in other.log_text()
+        assert all(u.startswith(f"wss://127.0.0.1:{nginx.port}/tunnel?") and "token=" not in u
+                   for u in sockets) and len(sockets) == 2
+        page.wait_for_function(f"() => ({COUNT_LIT_PIXELS})() > 100", timeout=5000)
+    finally:
+        context.close()
+        for instance in instances:
+            instance.stop()
+        nginx.stop()
