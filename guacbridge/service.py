@@ -111,19 +111,20 @@ async def run(settings: Settings, consoles: Consoles | None = None,
     stopping.clear()
     if server is not None:
         server.stop()
+    drained = None
     if drain is not None:
         asked = drain.announce("The console service is restarting.")
         log.info("shutting down: not accepting connections; %d live tunnel(s) asked to move,"
                  " waiting up to %g s", asked, settings.drain_seconds)
+        drained = asyncio.ensure_future(drain.wait(settings.drain_seconds))
     else:
         log.info("shutting down")
     if stop_broker is not None:
         await asyncio.to_thread(stop_broker)   # its jobs need this loop to finish
-    if drain is not None and len(drain):
-        wait = asyncio.ensure_future(drain.wait(settings.drain_seconds))
-        again = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait([wait, again], return_when=asyncio.FIRST_COMPLETED)
-        wait.cancel()
+    if drained is not None:
+        again = asyncio.ensure_future(stopping.wait())     # a second signal: no more waiting
+        await asyncio.wait([drained, again], return_when=asyncio.FIRST_COMPLETED)
+        drained.cancel()
         again.cancel()
         if drain.close():
             log.info("closed the tunnels that had not moved")

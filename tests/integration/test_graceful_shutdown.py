@@ -47,3 +47,23 @@ def test_sigterm_without_consoles_exits_at_once(guacd, tmp_path):
         assert service.process.wait(10) == 0          # nothing to drain: no 600 s wait
     finally:
         service.stop()
+
+
+def test_a_second_sigterm_ends_the_drain_early(guacd, vnc_target, tunnel, tmp_path):
+    service = start_service(tmp_path, f"{guacd.host}:{guacd.port}",
+                            GUACBRIDGE_DRAIN_SECONDS="600")
+    reply = service.create(vnc_target)
+
+    async def scenario():
+        async with tunnel(reply) as t:
+            await t.until("sync")
+            os.kill(service.process.pid, signal.SIGTERM)
+            await t.until("guacbridge-restart")
+            os.kill(service.process.pid, signal.SIGTERM)        # the operator insists
+            return await t.closing()
+    try:
+        status, message, _ = asyncio.run(scenario())
+        assert status == 0x0208
+        assert service.process.wait(10) == 0
+    finally:
+        service.stop()
