@@ -12,11 +12,8 @@ It knows nothing of grants: moving a console is the core's ``resume_session``.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Protocol
-
-log = logging.getLogger(__name__)
 
 RESTART_OPCODE = "guacbridge-restart"
 
