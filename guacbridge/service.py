@@ -111,6 +111,10 @@ async def run(settings: Settings, consoles: Consoles | None = None,
     stopping.clear()
     if server is not None:
         server.stop()
+
+    async def shutting_down() -> str:
+        return "shutting down: live consoles are moving to another instance"
+    consoles.readiness["accepting"] = shutting_down    # load balancers: send no one here
     drained = None
     if drain is not None:
         asked = drain.announce("The console service is restarting.")

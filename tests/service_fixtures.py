@@ -73,7 +73,9 @@ def start_service(workdir: pathlib.Path, guacd: str, port: int | None = None, tl
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
     environ.update({"GUACBRIDGE_LISTEN": f"127.0.0.1:{port}", "GUACBRIDGE_GUACD": guacd,
                     "GUACBRIDGE_API_KEYS": f"tests:{api_key}",
-                    "GUACBRIDGE_DATA_DIR": str(workdir / "data"), **env})
+                    "GUACBRIDGE_DATA_DIR": str(workdir / "data"),
+                    "GUACBRIDGE_DRAIN_SECONDS": "2",     # stop() waits 10 s, then kills
+                    **env})
     if tls is not None:
         environ.update(GUACBRIDGE_TLS_CERT=str(tls.cert), GUACBRIDGE_TLS_KEY=str(tls.key))
     with log_path.open("wb") as log:

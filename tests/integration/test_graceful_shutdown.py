@@ -6,6 +6,7 @@ import signal
 import socket
 
 import pytest
+import requests
 
 from service_fixtures import start_service
 
@@ -49,20 +50,27 @@ def test_sigterm_without_consoles_exits_at_once(guacd, tmp_path):
         service.stop()
 
 
-def test_a_second_sigterm_ends_the_drain_early(guacd, vnc_target, tunnel, tmp_path):
+def test_while_draining_it_reports_not_ready_and_a_second_sigterm_ends_it(guacd, vnc_target, tunnel, tmp_path):
     service = start_service(tmp_path, f"{guacd.host}:{guacd.port}",
                             GUACBRIDGE_DRAIN_SECONDS="600")
     reply = service.create(vnc_target)
+
+    balancer = requests.Session()           # a load balancer's kept-alive health checks
+    assert balancer.get(service.base_url + "/readyz", timeout=5).status_code == 200
 
     async def scenario():
         async with tunnel(reply) as t:
             await t.until("sync")
             os.kill(service.process.pid, signal.SIGTERM)
             await t.until("guacbridge-restart")
+            draining = await asyncio.to_thread(balancer.get, service.base_url + "/readyz",
+                                               timeout=5)
             os.kill(service.process.pid, signal.SIGTERM)        # the operator insists
-            return await t.closing()
+            return draining, await t.closing()
     try:
-        status, message, _ = asyncio.run(scenario())
+        draining, (status, message, _) = asyncio.run(scenario())
+        assert draining.status_code == 503
+        assert "shutting down" in draining.json()["checks"]["accepting"]
         assert status == 0x0208
         assert service.process.wait(10) == 0
     finally:
