@@ -121,9 +121,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _server_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--listen", help="host:port (default 127.0.0.1:8080)")
+    p.add_argument("--listen", help="host:port (default 127.0.0.1:8080, 8443 with TLS)")
     p.add_argument("--public-url", help="base URL put in replies")
     p.add_argument("--data-dir", help="where the SQLite grant store lives (default ./var)")
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS and WSS")
+    p.add_argument("--tls-key", help="its PEM private key (default: in the --tls-cert file)")
 
 
 def _target_options(p: argparse.ArgumentParser) -> None:
@@ -138,7 +140,8 @@ def _target_options(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> config.Settings:
-    options = {name: getattr(args, name, None) for name in ("listen", "public_url", "data_dir")}
+    options = {name: getattr(args, name, None)
+               for name in ("listen", "public_url", "data_dir", "tls_cert", "tls_key")}
     options.update(extra)
     return config.load(path=args.config, **options)
 

@@ -7,6 +7,7 @@ environment wins over the file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import pathlib
 import tomllib
@@ -20,6 +21,7 @@ class ConfigError(ValueError):
 
 
 Address = tuple[str, int]
+TLS_LISTEN: Address = ("127.0.0.1", 8443)     # the listen default when a certificate is set
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,15 @@ class Settings:
     legacy_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     legacy_password_encoding: str = "url"
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # TLS and graceful restart (issue 7, items 1 and 7): HTTPS/WSS when a certificate is set
+    # (then listen defaults to 127.0.0.1:8443); the proxies whose X-Forwarded-For/-Proto are
+    # believed; on SIGTERM, how long live consoles get to move before the rest are closed;
+    # SO_REUSEPORT, so that a new instance can bind the port while the old one drains.
+    tls_cert: pathlib.Path | None = None
+    tls_key: pathlib.Path | None = None       # default: the key is in the tls_cert file
+    trusted_proxies: tuple[str, ...] = ()
+    drain_seconds: float = 10.0
+    reuse_port: bool = False
 
     @property
     def base_url(self) -> str:
@@ -68,7 +79,8 @@ class Settings:
         host, port = self.listen
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        return f"http://{_bracket(host)}:{port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{_bracket(host)}:{port}"
 
     @property
     def sqlite_path(self) -> pathlib.Path:
@@ -87,6 +99,11 @@ ENV = {
     "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
     "GUACBRIDGE_LOG_LEVEL": "log_level",
     "GUACBRIDGE_LOG_FORMAT": "log_format",
+    "GUACBRIDGE_TLS_CERT": "tls_cert",
+    "GUACBRIDGE_TLS_KEY": "tls_key",
+    "GUACBRIDGE_TRUSTED_PROXIES": "trusted_proxies",
+    "GUACBRIDGE_DRAIN_SECONDS": "drain_seconds",
+    "GUACBRIDGE_REUSE_PORT": "reuse_port",
 }
 
 
@@ -139,9 +156,13 @@ def _build(raw: dict[str, Any]) -> Settings:
             values[name] = parse(value) if parse else value
         except (TypeError, ValueError) as e:
             raise ConfigError(f"setting {name!r}: {e}") from None
+    if values.get("tls_cert") and "listen" not in values:
+        values["listen"] = TLS_LISTEN
     settings = Settings(**values)
     if not settings.use_by > 0 or not 0 < settings.duration <= settings.max_duration:
         raise ConfigError("need use_by > 0 and 0 < duration <= max_duration (seconds)")
+    if settings.tls_key and not settings.tls_cert:
+        raise ConfigError("tls_key is set but tls_cert is not: set both, or neither")
     if settings.guacamole_db_url and not settings.guacamole_url:
         raise ConfigError("the guacamole sink needs guacamole.url: Guacamole's web UI address")
     return settings
@@ -220,6 +241,37 @@ def _choice(value: Any, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _path(value: Any) -> pathlib.Path | None:
+    text = str(value).strip()
+    return pathlib.Path(text) if text else None
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text[:20]!r}")
+
+
+def _hosts(value: str | list) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    hosts = tuple(str(item).strip() for item in items if str(item).strip())
+    for host in hosts:
+        ipaddress.ip_address(host)      # a ValueError names the bad one
+    return hosts
+
+
+def _seconds_or_zero(value: Any) -> float:
+    n = float(value)
+    if not 0 <= n <= 3600:
+        raise ValueError("must be from 0 to 3600 seconds")
+    return n
+
+
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -250,4 +302,9 @@ _PARSERS = {
     "broker_retry_delays": lambda v: tuple(float(x) for x in v),
     "legacy_keys": lambda v: {str(k): str(key) for k, key in dict(v).items()},
     "legacy_password_encoding": lambda v: _choice(v, ("url", "base64")),
+    "tls_cert": _path,
+    "tls_key": _path,
+    "trusted_proxies": _hosts,
+    "drain_seconds": _seconds_or_zero,
+    "reuse_port": _bool,
 }

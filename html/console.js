@@ -16,6 +16,7 @@ const STABLE_MS = 20000;         // connected this long: the attempt counter sta
 const POLL_MS = 30000;           // re-read the deadline (an operator may extend it)
 const ZOOM_STEPS = [0.25, 0.33, 0.5, 0.67, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3];
 const CONNECTED = 3;
+const RESTART_OPCODE = 'guacbridge-restart';   // the service is going away: move now
 
 const $ = (id) => document.getElementById(id);
 const base = location.pathname.replace(/\/+$/, '');
@@ -201,6 +202,14 @@ function connect() {
     } else if (state === Guacamole.Tunnel.State.CLOSED) {
       connectionOver(conn);
     }
+  };
+  // A restarting service asks its pages to move: a new tunnel with the same session, at
+  // once, to whichever instance takes new connections. Not a failure, so no attempt counted.
+  const handle = tunnel.oninstruction;
+  tunnel.oninstruction = (opcode, args) => {
+    if (opcode !== RESTART_OPCODE) return handle(opcode, args);
+    if (session.conn === conn && !conn.over) reconnect('the console service is restarting');
+    return undefined;
   };
   clipboard.attach(client);
   client.connect(connectQuery());

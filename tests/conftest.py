@@ -13,15 +13,12 @@ import secrets
 import pytest
 
 from guacbridge import demo
-from parts import require, unavailable
+from parts import CHROMIUM_ARGS, require, unavailable
 
 pytest_plugins = ["service_fixtures", "db_fixtures", "broker_fixtures",
-                  "terminal_fixtures"]
+                  "terminal_fixtures", "tls_fixtures", "nginx_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+import tornado.httpclient
 import tornado.websocket
 
 from guacbridge import protocol
@@ -28,12 +29,14 @@ class Service:
     api_key: str
     process: subprocess.Popen
     log_path: pathlib.Path
+    verify: str | bool = True        # with TLS: the test CA's certificate file
 
     def api(self, method: str, path: str, key: str | None = "default", **kw) -> requests.Response:
         headers = kw.pop("headers", {})
         if key is not None:
             headers["Authorization"] = f"Bearer {self.api_key if key == 'default' else key}"
-        return requests.request(method, self.base_url + path, headers=headers, timeout=10, **kw)
+        return requests.request(method, self.base_url + path, headers=headers, timeout=10,
+                                verify=self.verify, **kw)
 
     def create(self, target: dict, **request) -> dict:
         r = self.api("POST", "/api/v1/consoles", json={"target": target, **request})
@@ -59,24 +62,35 @@ class Service:
                 self.process.wait()
 
 
-def start_service(workdir: pathlib.Path, guacd: str, **env: str) -> Service:
+def start_service(workdir: pathlib.Path, guacd: str, port: int | None = None, tls=None,
+                  **env: str) -> Service:
+    """``guacbridge serve`` on *port* (default: a free one); with *tls* (a TestCA) over
+    HTTPS with the CA's server certificate."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     api_key = secrets.token_urlsafe(24)
     log_path = workdir / "guacbridge.log"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
     environ.update({"GUACBRIDGE_LISTEN": f"127.0.0.1:{port}", "GUACBRIDGE_GUACD": guacd,
                     "GUACBRIDGE_API_KEYS": f"tests:{api_key}",
-                    "GUACBRIDGE_DATA_DIR": str(workdir / "data"), **env})
+                    "GUACBRIDGE_DATA_DIR": str(workdir / "data"),
+                    "GUACBRIDGE_DRAIN_SECONDS": "2",     # stop() waits 10 s, then kills
+                    **env})
+    if tls is not None:
+        environ.update(GUACBRIDGE_TLS_CERT=str(tls.cert), GUACBRIDGE_TLS_KEY=str(tls.key))
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "guacbridge.cli", "--log-level",
                                     "debug", "serve"], env=environ, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    service = Service(f"http://127.0.0.1:{port}", api_key, process, log_path)
+    scheme = "https" if tls is not None else "http"
+    service = Service(f"{scheme}://127.0.0.1:{port}", api_key, process, log_path,
+                      verify=str(tls.ca_cert) if tls is not None else True)
     deadline = time.monotonic() + 20
     while True:
         try:
-            if requests.get(service.base_url + "/healthz", timeout=1).ok:
+            # Another instance may share the port (reuse_port): only our log says it is up.
+            if requests.get(service.base_url + "/healthz", timeout=1,
+                            verify=service.verify).ok and "listening on" in service.log_text():
                 return service
         except requests.ConnectionError:
             pass
@@ -170,7 +184,7 @@ def tunnel():
     _default = object()
 
     @contextlib.asynccontextmanager
-    async def open_tunnel(reply: dict, extra=_default, **query):
+    async def open_tunnel(reply: dict, extra=_default, ssl_options=None, **query):
         ws = reply["websocket"]
         # A page's reconnect secret (query console=…, session=…) replaces the token.
         params = {} if "session" in query else {"token": ws["token"]}
@@ -181,7 +195,9 @@ def tunnel():
             params["extra"] = extra
         scheme = "wss" if ws["secure"] else "ws"
         url = f"{scheme}://{ws['host']}:{ws['port']}{ws['path']}?{urlencode(params)}"
-        conn = await tornado.websocket.websocket_connect(url, subprotocols=["guacamole"])
+        conn = await tornado.websocket.websocket_connect(
+            tornado.httpclient.HTTPRequest(url, ssl_options=ssl_options),
+            subprotocols=["guacamole"])
         try:
             yield TunnelClient(conn)
         finally:

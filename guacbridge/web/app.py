@@ -6,6 +6,7 @@ import tornado.web
 from ..consoles import Consoles
 from . import api, legacy, page
 from .access import log_request
+from .drain import Drain
 from .tunnel import TunnelHandler
 
 
@@ -27,5 +28,5 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
         ],
         default_handler_class=api.NotFoundHandler, default_handler_args=c,
         log_function=log_request, websocket_ping_interval=None, xsrf_cookies=False,
-        compress_response=False,
+        compress_response=False, drain=Drain(),
     )

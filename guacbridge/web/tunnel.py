@@ -23,6 +23,7 @@ from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
 from .access import RedactedLogging
+from .drain import RESTART_OPCODE
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return await self._record_end()
         self.conn = conn
         self.consoles.metrics.handshake.observe(conn.handshake_seconds)
-        self.unregister = self.consoles.attach(grant.id, self.stop)
+        detach = self.consoles.attach(grant.id, self.stop)
+        drain = self.application.settings.get("drain")
+        undrain = drain.add(self) if drain is not None else lambda: None
+        self.unregister = lambda: (detach(), undrain())
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
@@ -195,6 +199,18 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def stop(self, reason: str) -> None:
         """Called by the core (close, sweeper) and at the deadline."""
         self.fail(guacd.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
+
+    def announce_restart(self, notice: str) -> None:
+        """The service is restarting: the page moves to a new tunnel (web/drain.py)."""
+        if self.end_reason is None and self.ws_connection is not None:
+            try:
+                self.write_message(protocol.encode(RESTART_OPCODE, notice))
+            except tornado.websocket.WebSocketClosedError:
+                pass
+
+    def close_for_restart(self) -> None:
+        self.fail(guacd.UPSTREAM_UNAVAILABLE, "The console service is restarting; reconnect.",
+                  "the console service is shutting down")
 
     def fail(self, status: int, message: str, reason: str | None = None,
              send_error: bool = True) -> None:

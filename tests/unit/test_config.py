@@ -37,3 +37,31 @@ def test_unknown_file_settings_are_refused(tmp_path):
     f.write_text('[guacbridge]\nlisten_port = 1\n')
     with pytest.raises(config.ConfigError, match="unknown setting"):
         config.load(env={}, path=f)
+
+
+def test_a_certificate_moves_the_default_port_to_8443_and_the_scheme_to_https():
+    s = config.load(env={"GUACBRIDGE_TLS_CERT": "/etc/guacbridge/tls.pem"})
+    assert s.listen == ("127.0.0.1", 8443) and s.base_url == "https://127.0.0.1:8443"
+    given = config.load(env={"GUACBRIDGE_TLS_CERT": "/c.pem", "GUACBRIDGE_TLS_KEY": "/k.pem",
+                             "GUACBRIDGE_LISTEN": "0.0.0.0:443"})
+    assert given.listen == ("0.0.0.0", 443) and given.base_url == "https://127.0.0.1:443"
+    assert str(given.tls_key) == "/k.pem"
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"GUACBRIDGE_TLS_KEY": "/k.pem"}, "tls_cert is not"),
+    ({"GUACBRIDGE_REUSE_PORT": "maybe"}, "true or false"),
+    ({"GUACBRIDGE_TRUSTED_PROXIES": "127.0.0.1,proxy.example"}, "trusted_proxies"),
+    ({"GUACBRIDGE_DRAIN_SECONDS": "-1"}, "drain_seconds"),
+])
+def test_malformed_tls_and_restart_settings_name_the_setting(env, words):
+    with pytest.raises(config.ConfigError, match=words):
+        config.load(env=env)
+
+
+def test_restart_settings_from_the_environment():
+    s = config.load(env={"GUACBRIDGE_REUSE_PORT": "yes", "GUACBRIDGE_DRAIN_SECONDS": "2.5",
+                         "GUACBRIDGE_TRUSTED_PROXIES": "127.0.0.1, ::1"})
+    assert s.reuse_port is True and s.drain_seconds == 2.5
+    assert s.trusted_proxies == ("127.0.0.1", "::1")
+    assert config.load(env={}).reuse_port is False

@@ -87,3 +87,10 @@ def test_the_systemd_units_start_real_commands_hardened(unit, command):
                        ("DynamicUser", "yes"), ("PrivateTmp", "yes"),
                        ("KillSignal", "SIGTERM")]:
         assert service[key] == value
+
+
+def test_systemd_waits_longer_than_the_drain_before_killing():
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(DEPLOY / "guacbridge.service")
+    assert float(parser["Service"]["TimeoutStopSec"]) > config.Settings().drain_seconds + 5
