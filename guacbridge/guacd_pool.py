@@ -44,7 +44,8 @@ class Backend:
 
     @property
     def name(self) -> str:
-        return f"{self.address[0]}:{self.address[1]}"
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class GuacdPool:

@@ -65,7 +65,8 @@ async def run(settings: Settings, consoles: Consoles | None = None,
         log.info("guacbridge listening on %s:%d, public URL %s, guacd %s", host, port,
                  settings.base_url, ", ".join(f"{h}:{p}" for h, p in settings.guacd))
     sweeper = asyncio.ensure_future(consoles.sweep_forever())
-    consoles.guacd_pool.start()
+    if http:
+        consoles.guacd_pool.start()       # tunnels and /readyz use its view of guacd
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

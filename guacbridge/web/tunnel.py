@@ -132,9 +132,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         """guacd → browser, in whole instructions, one message per read.
 
         guacd's ``error`` ends the connection, but guacd 1.3.0 keeps the socket open until
-        its client writes again, so the tunnel closes as soon as it has forwarded one. guacd
-        ends a session with ``disconnect``; a stream that stops without one (guacd killed,
-        the network gone) is an UPSTREAM_ERROR that the browser sees."""
+        its client writes again, so the tunnel closes as soon as it has forwarded one; the
+        same for ``disconnect``, guacd's end of a session (an SSH ``exit``). A stream that
+        stops without either (guacd killed, the network gone) is an UPSTREAM_ERROR that the
+        browser sees."""
         status, message = guacd.SUCCESS, ""
         try:
             text = conn.pending
@@ -155,6 +156,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     await self.write_message(text)
                     if "5.error," in text:
                         status, message = _error_in(text)
+                    elif text.endswith(_DISCONNECT):   # guacd's last words, socket left open
+                        break
                     elif not up and "4.sync," in text:
                         # guacd's ready came before the server was reached: the first
                         # frame is when the console is really up.

@@ -9,27 +9,7 @@ import time
 
 import pytest
 
-from guacbridge import demo
-from parts import require
-from service_fixtures import start_service
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def two_guacd(tmp_path):
-    require("guacd", "guacd")
-    pair = [demo.start_guacd(tmp_path / name) for name in ("guacd-a", "guacd-b")]
-    yield pair
-    for g in pair:
-        g.stop()
-
-
-@pytest.fixture
-def pooled_service(two_guacd, tmp_path):
-    s = start_service(tmp_path / "service", ",".join(f"{g.host}:{g.port}" for g in two_guacd))
-    yield s
-    s.stop()
 
 
 def readyz(service) -> tuple[int, dict]:
