@@ -20,6 +20,7 @@ from .agents import Agent, AgentError
 from .config import Settings
 from .errors import StatusError
 from .grants import Grant, GrantStore, Refused
+from .guacd_pool import GuacdPool
 from .metrics import Metrics
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
@@ -49,6 +50,8 @@ class Consoles:
         self.metrics = Metrics()
         self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
         self.add_listener(self.metrics.on_event)
+        self.guacd_pool = GuacdPool(settings.guacd)       # the tunnels' way to guacd
+        self.metrics.watch_guacd_pool(self.guacd_pool)
         # Readiness checks by name: async callables returning None when fine, else why not.
         self.readiness: dict[str, Callable[[], Awaitable[str | None]]] = {}
 

@@ -30,6 +30,8 @@ UPSTREAM_UNAVAILABLE = 0x0208
 SESSION_CLOSED = 0x020B
 CLIENT_BAD_REQUEST = 0x0300
 CLIENT_UNAUTHORIZED = 0x0301
+CLIENT_OVERRUN = 0x030D
+CLIENT_BAD_TYPE = 0x030F
 
 
 class GuacdError(Exception):
@@ -39,6 +41,11 @@ class GuacdError(Exception):
         super().__init__(f"{message} (status 0x{status:04X})")
         self.status = status
         self.message = message
+
+
+class GuacdUnavailable(GuacdError):
+    """This guacd did not serve us at all (refused, silent, gone before ``args``): another
+    guacd may. Errors guacd reports about the target are plain :class:`GuacdError`."""
 
 
 @dataclasses.dataclass
@@ -101,9 +108,10 @@ async def connect(address: tuple[str, int], protocol_name: str, params: Mapping[
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, limit=READ_SIZE), timeout)
     except asyncio.TimeoutError:
-        raise GuacdError(UPSTREAM_TIMEOUT, "guacd did not accept the connection in time") from None
+        raise GuacdUnavailable(UPSTREAM_TIMEOUT,
+                               "guacd did not accept the connection in time") from None
     except OSError as e:
-        raise GuacdError(UPSTREAM_UNAVAILABLE,
+        raise GuacdUnavailable(UPSTREAM_UNAVAILABLE,
                          f"guacd is not reachable at {host}:{port} ({e.strerror or e})") from None
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -113,7 +121,8 @@ async def connect(address: tuple[str, int], protocol_name: str, params: Mapping[
             _handshake(reader, writer, protocol_name, params, caps, started, address), timeout)
     except asyncio.TimeoutError:
         writer.close()
-        raise GuacdError(UPSTREAM_TIMEOUT, "guacd did not complete the handshake in time") from None
+        raise GuacdUnavailable(UPSTREAM_TIMEOUT,
+                               "guacd did not complete the handshake in time") from None
     except (GuacdError, OSError, EOFError, protocol.ProtocolError) as e:
         writer.close()
         if isinstance(e, GuacdError):
@@ -140,8 +149,9 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     raise GuacdError(status, message)
             data = await reader.read(READ_SIZE)
             if not data:
-                raise GuacdError(UPSTREAM_ERROR,
-                                 f"guacd closed the connection while waiting for {opcode!r}")
+                error = GuacdUnavailable if opcode == "args" else GuacdError
+                raise error(UPSTREAM_ERROR,
+                            f"guacd closed the connection while waiting for {opcode!r}")
             queue.extend(protocol.split(framer.feed(data)))
 
     writer.write(encode("select", protocol_name).encode())
@@ -170,18 +180,3 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                            version=version, pending="".join(queue), address=address,
                            handshake_seconds=time.monotonic() - started)
 
-
-async def connect_any(addresses: Sequence[tuple[str, int]], protocol_name: str,
-                      params: Mapping[str, str], caps: Capabilities,
-                      timeout: float = 15.0) -> GuacdConnection:
-    """Try each guacd in turn; only "unreachable" moves on to the next one."""
-    last: GuacdError | None = None
-    for address in addresses:
-        try:
-            return await connect(address, protocol_name, params, caps, timeout)
-        except GuacdError as e:
-            if e.status != UPSTREAM_UNAVAILABLE:
-                raise
-            last = e
-    assert last is not None
-    raise last

@@ -2,7 +2,11 @@
 API, the tunnel and the broker count into the same registry without a global."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -50,5 +54,28 @@ class Metrics:
         elif event == "closed":
             self.closed.labels(reason_label(body.get("close_reason")), sink).inc()
 
+    def watch_guacd_pool(self, pool: Any) -> None:
+        """Per-guacd gauges and counters, read from the pool when scraped: no work per tunnel."""
+        self.registry.register(_PoolCollector(pool))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _PoolCollector:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def collect(self) -> Iterator[Any]:
+        up = GaugeMetricFamily("guacbridge_guacd_up", "1 while the guacd is healthy",
+                               labels=["guacd"])
+        live = GaugeMetricFamily("guacbridge_guacd_live_tunnels",
+                                 "Tunnels through the guacd now", labels=["guacd"])
+        refusals = CounterMetricFamily("guacbridge_guacd_refusals",
+                                       "Connects that found the guacd unavailable",
+                                       labels=["guacd"])
+        for backend in self.pool.backends:
+            up.add_metric([backend.name], 1 if backend.up else 0)
+            live.add_metric([backend.name], backend.live)
+            refusals.add_metric([backend.name], backend.refusals)
+        yield from (up, live, refusals)

@@ -6,8 +6,11 @@ instruction: the relay forwards most instructions without looking inside them. I
 UTF-8 incrementally (a chunk may end inside a character), so Python's code-point string
 indices line up with the protocol's lengths. guacd's limits (8192 code points and 128
 elements per instruction) are enforced as soon as they are certain to be broken, so a
-hostile peer cannot make us buffer without bound. :func:`split` and :func:`parse` take the
-text apart where the caller does need the elements (the handshake, browser → guacd).
+hostile peer cannot make us buffer without bound: a Framer holds less than one
+instruction (8192 code points, plus up to 3 bytes of a split character). Over a limit is
+:class:`ProtocolLimit`, anything else malformed is :class:`ProtocolError`. :func:`split`
+and :func:`parse` take the text apart where the caller does need the elements (the
+handshake, browser → guacd).
 """
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ _MAX_DIGITS = 5   # a length prefix longer than this breaks the instruction limi
 
 class ProtocolError(ValueError):
     """Malformed or over-limit input; the message says what, quoting little of the data."""
+
+
+class ProtocolLimit(ProtocolError):
+    """Well-formed so far, but over a limit (length, elements): CLIENT_OVERRUN, not BAD_REQUEST."""
 
 
 def encode(*elements: object) -> str:
@@ -70,6 +77,9 @@ class Framer:
             dot = find(".", pos, pos + _MAX_DIGITS + 1)
             if dot < 0:
                 if end - pos > _MAX_DIGITS:
+                    head = buf[pos:pos + _MAX_DIGITS + 1]
+                    if head.isdigit() and head.isascii():
+                        raise ProtocolLimit(f"a length prefix of more than {_MAX_DIGITS} digits")
                     raise ProtocolError(f"expected a length prefix, got {buf[pos:pos + 12]!r}")
                 if end > pos and not buf[pos:end].isdigit():
                     raise ProtocolError(f"expected a length prefix, got {buf[pos:end]!r}")
@@ -79,12 +89,12 @@ class Framer:
                 raise ProtocolError(f"expected a length prefix, got {buf[pos:pos + 12]!r}")
             term = dot + 1 + int(digits)
             if term - start >= max_length:
-                raise ProtocolError(f"instruction longer than {max_length} characters")
+                raise ProtocolLimit(f"instruction longer than {max_length} characters")
             if term >= end:
                 break
             count += 1
             if count > max_elements:
-                raise ProtocolError(f"instruction with more than {max_elements} elements")
+                raise ProtocolLimit(f"instruction with more than {max_elements} elements")
             sep = buf[term]
             pos = term + 1
             if sep == ";":
@@ -93,7 +103,7 @@ class Framer:
             elif sep != ",":
                 raise ProtocolError(f"expected ',' or ';' after a value, got {sep[:1]!r}")
         if end - start >= max_length:
-            raise ProtocolError(f"instruction longer than {max_length} characters")
+            raise ProtocolLimit(f"instruction longer than {max_length} characters")
         self._buf = buf[done:]
         self._pos, self._start, self._count = pos - done, start - done, count
         return buf[:done] if done else ""

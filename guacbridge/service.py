@@ -31,26 +31,14 @@ def build(settings: Settings) -> Consoles:
 
 
 def add_readiness_checks(consoles: Consoles) -> None:
-    """What /readyz asks: some guacd accepts connections, the databases answer."""
-    settings = consoles.settings
-
-    async def guacd() -> str | None:
-        for host, port in settings.guacd:
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-                writer.close()
-                return None
-            except (OSError, asyncio.TimeoutError):
-                continue
-        return "no guacd accepts connections"
-
+    """What /readyz asks: some guacd of the pool is up, the databases answer."""
     async def grant_store() -> str | None:
         try:
             await asyncio.to_thread(consoles.store.get, "00000000-0000-0000-0000-000000000000")
         except StoreUnavailable as e:
             return str(e)
         return None
-    consoles.readiness.update(guacd=guacd, grant_store=grant_store)
+    consoles.readiness.update(guacd=consoles.guacd_pool.check, grant_store=grant_store)
     if consoles.guacamole is not None:
         guacamole = consoles.guacamole
 
@@ -97,6 +85,8 @@ async def run(settings: Settings, consoles: Consoles | None = None,
                  "https" if settings.tls_cert else "http", settings.base_url,
                  ", ".join(f"{h}:{p}" for h, p in settings.guacd))
     sweeper = asyncio.ensure_future(consoles.sweep_forever())
+    if http:
+        consoles.guacd_pool.start()       # tunnels and /readyz use its view of guacd
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -133,5 +123,6 @@ async def run(settings: Settings, consoles: Consoles | None = None,
         if drain.close():
             log.info("closed the tunnels that had not moved")
     sweeper.cancel()
+    consoles.guacd_pool.stop()
     consoles.stop_all("the console service is shutting down")
     await asyncio.sleep(0.2)   # let close frames and end records go out

@@ -19,8 +19,9 @@ import requests
 import tornado.httpclient
 import tornado.websocket
 
-from guacbridge import protocol
+from guacbridge import demo, protocol
 from guacbridge.demo import free_port
+from parts import require
 
 
 @dataclasses.dataclass
@@ -110,6 +111,24 @@ def service(guacd, tmp_path_factory):
 @pytest.fixture(scope="session")
 def service_without_guacd(tmp_path_factory):
     s = start_service(tmp_path_factory.mktemp("service-no-guacd"), f"127.0.0.1:{free_port()}")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def two_guacd(tmp_path):
+    """Two guacd of our own: a test may kill one."""
+    require("guacd", "guacd")
+    pair = [demo.start_guacd(tmp_path / name) for name in ("guacd-a", "guacd-b")]
+    yield pair
+    for g in pair:
+        g.stop()
+
+
+@pytest.fixture
+def pooled_service(two_guacd, tmp_path):
+    """guacbridge with both as its pool: GUACBRIDGE_GUACD=a,b."""
+    s = start_service(tmp_path / "service", ",".join(f"{g.host}:{g.port}" for g in two_guacd))
     yield s
     s.stop()
 

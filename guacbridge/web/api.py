@@ -127,7 +127,7 @@ class HealthHandler(JsonHandler):
 
 
 class ReadyHandler(JsonHandler):
-    """Readiness: guacd, the databases and the broker answer."""
+    """Readiness: guacd, the databases and the broker answer; each guacd of the pool."""
 
     async def get(self) -> None:
         checks = self.consoles.readiness
@@ -136,8 +136,8 @@ class ReadyHandler(JsonHandler):
         report = {name: "ok" if result is None else str(result)
                   for name, result in zip(checks, results)}
         ready = all(value == "ok" for value in report.values())
-        self.send({"status": "ready" if ready else "not ready", "checks": report},
-                  200 if ready else 503)
+        self.send({"status": "ready" if ready else "not ready", "checks": report,
+                   "guacd": self.consoles.guacd_pool.status()}, 200 if ready else 503)
 
 
 class OpenApiHandler(JsonHandler):

@@ -7,6 +7,10 @@ core's business (``Consoles.start_session``), the handshake is ``guacd.connect``
 Hot path: each read from guacd (up to 64 KiB) becomes at most one WebSocket message holding
 the whole instructions it completed, found by the Framer without building objects. Awaiting
 each write stops reading from guacd while the browser is slow, so buffers stay bounded.
+
+The browser's side is hostile until proven otherwise (:func:`from_browser`): a message is
+checked whole before any of it goes to guacd, and a bad one ends the tunnel with
+CLIENT_OVERRUN (over a limit) or CLIENT_BAD_REQUEST (malformed), CLIENT_BAD_TYPE for binary.
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ _WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 101
              0x031D: 1008}
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 _RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsewhere)
+# The longest browser message, in code points; one instruction is at most
+# protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
+MAX_MESSAGE = 2**20
+_DISCONNECT = protocol.encode("disconnect")   # guacd's last words on a clean end
 
 
 def websocket_code(status: int) -> int:
@@ -42,12 +50,18 @@ def websocket_code(status: int) -> int:
 
 
 class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
+    # Tornado's own bound on a frame, in bytes: any message of MAX_MESSAGE code points fits,
+    # so the larger ones get our CLIENT_OVERRUN; past this Tornado closes with 1009 itself.
+    max_message_size = 4 * MAX_MESSAGE
+
     def initialize(self, consoles: Consoles) -> None:
         self.consoles = consoles
         self.settings_ = consoles.settings
         self.tunnel_id = str(uuid.uuid4())
         self.grant: Grant | None = None
         self.conn: GuacdConnection | None = None
+        self.pool = consoles.guacd_pool
+        self.guacd_lost = False    # guacd's connection died under us: its probe runs now
         self.inbound = protocol.Framer()
         self.tasks: list[asyncio.Task] = []
         self.end_reason: str | None = None
@@ -98,13 +112,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if layout and grant.target.protocol == "rdp":
             params = {**params, "server-layout": layout}
         try:
-            conn = await guacd.connect_any(self.settings_.guacd, grant.target.protocol,
-                                           params, caps, self.settings_.handshake_timeout)
+            conn = await self.pool.connect(grant.target.protocol, params, caps,
+                                           self.settings_.handshake_timeout)
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
             return self.fail(e.status, e.message, f"guacd: {e.message}")
         if self.end_reason is not None:   # the browser left during the handshake
-            conn.close()
+            self.pool.release(conn)
             return await self._record_end()
         self.conn = conn
         self.consoles.metrics.handshake.observe(conn.handshake_seconds)
@@ -122,7 +136,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         """guacd → browser, in whole instructions, one message per read.
 
         guacd's ``error`` ends the connection, but guacd 1.3.0 keeps the socket open until
-        its client writes again, so the tunnel closes as soon as it has forwarded one."""
+        its client writes again, so the tunnel closes as soon as it has forwarded one; the
+        same for ``disconnect``, guacd's end of a session (an SSH ``exit``). A stream that
+        stops without either (guacd killed, the network gone) is an UPSTREAM_ERROR that the
+        browser sees."""
         status, message = guacd.SUCCESS, ""
         try:
             text = conn.pending
@@ -143,6 +160,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     await self.write_message(text)
                     if "5.error," in text:
                         status, message = _error_in(text)
+                    elif text.endswith(_DISCONNECT):   # guacd's last words, socket left open
+                        break
                     elif not up and "4.sync," in text:
                         # guacd's ready came before the server was reached: the first
                         # frame is when the console is really up.
@@ -153,7 +172,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except protocol.ProtocolError as e:
             return self.fail(guacd.UPSTREAM_ERROR, "guacd sent malformed data", f"guacd: {e}")
         except (ConnectionError, OSError):
-            pass
+            text = ""
+        if not status and not text.endswith(_DISCONNECT):
+            return self._lost()
         self.fail(status, message, f"guacd: {message}" if status else "guacd ended the session",
                   send_error=False)
 
@@ -161,29 +182,37 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         """browser → guacd; internal instructions (ping) are answered here."""
         if self.conn is None or self.end_reason is not None:
             return
+        if isinstance(message, bytes):
+            return self.fail(guacd.CLIENT_BAD_TYPE, "binary WebSocket messages are not"
+                                                    " accepted: send instructions as text")
+        if len(message) > MAX_MESSAGE:
+            return self.fail(guacd.CLIENT_OVERRUN, f"message from browser longer than"
+                                                   f" {MAX_MESSAGE} characters")
         try:
-            text = self.inbound.feed(message)
+            data, replies = from_browser(self.inbound, message)
+        except protocol.ProtocolLimit as e:
+            return self.fail(guacd.CLIENT_OVERRUN, f"instruction from browser over a limit: {e}")
         except protocol.ProtocolError as e:
             return self.fail(guacd.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
-        if not text:
-            return
-        self.bytes_in += len(text)
-        if text.startswith("0.") or ";0." in text:
-            forward = []
-            for raw in protocol.split(text):
-                if not protocol.is_internal(raw):
-                    forward.append(raw)
-                elif protocol.parse(raw)[1:2] == ["ping"]:
-                    self.write_message(raw)
-            text = "".join(forward)
-            if not text:
+        if replies:
+            try:
+                await self.write_message(replies)   # awaited: a ping flood cannot pile up
+            except tornado.websocket.WebSocketClosedError:
                 return
+        if not data or self.conn is None:
+            return
+        self.bytes_in += len(data)
         writer = self.conn.writer
-        writer.write(text.encode())
+        writer.write(data)
         try:
             await writer.drain()
         except (ConnectionError, OSError):
-            self.fail(guacd.UPSTREAM_ERROR, "the connection to guacd was lost")
+            self._lost()
+
+    def _lost(self) -> None:
+        self.guacd_lost = True
+        self.fail(guacd.UPSTREAM_ERROR, "The connection to guacd was lost.",
+                  "guacd: connection lost")
 
     async def _watch_deadline(self, console_id: str) -> None:
         """End the tunnel at the session deadline; re-read it so that extensions count."""
@@ -240,7 +269,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             if task is not asyncio.current_task():
                 task.cancel()
         if self.conn is not None:
-            self.conn.close()
+            self.pool.release(self.conn, lost=self.guacd_lost)
             self.conn = None
 
     async def _end(self, status: int) -> None:
@@ -263,6 +292,28 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",
                  grant.id, time.monotonic() - self.opened_at, self.bytes_out,
                  self.bytes_in, reason)
+
+
+def from_browser(framer: protocol.Framer, message: str) -> tuple[bytes, str]:
+    """One browser message → (bytes for guacd, internal replies for the browser).
+
+    All or nothing: :meth:`Framer.feed` returns nothing of a chunk it refuses, so a message
+    with any malformed or over-limit part raises ProtocolError and none of it is forwarded,
+    not even the valid instructions before the bad one."""
+    text = framer.feed(message)
+    replies = ""
+    if text.startswith("0.") or ";0." in text:
+        forward, echo = [], []
+        for raw in protocol.split(text):
+            if not protocol.is_internal(raw):
+                forward.append(raw)
+            elif protocol.parse(raw)[1:2] == ["ping"]:
+                echo.append(raw)
+        text, replies = "".join(forward), "".join(echo)
+    try:
+        return text.encode(), replies
+    except UnicodeEncodeError:     # a lone surrogate: Tornado never passes one, but say so
+        raise protocol.ProtocolError("text that is not valid Unicode") from None
 
 
 def _int(value: str, low: int, high: int) -> int:

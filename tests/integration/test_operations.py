@@ -54,9 +54,13 @@ def test_metrics_count_a_scripted_session(service, vnc_target, tunnel):
 def test_readyz_checks_guacd_and_the_grant_store(service, service_without_guacd):
     r = service.api("GET", "/readyz", key=None)
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"guacd": "ok", "grant_store": "ok"}}
+    body = r.json()
+    assert body["status"] == "ready" and body["checks"] == {"guacd": "ok", "grant_store": "ok"}
+    assert [(g["up"], g["live_tunnels"]) for g in body["guacd"]] == [(True, 0)]
     r = service_without_guacd.api("GET", "/readyz", key=None)
-    assert r.status_code == 503 and r.json()["checks"]["guacd"] == "no guacd accepts connections"
+    body = r.json()
+    assert r.status_code == 503 and body["checks"]["guacd"].startswith("no guacd is up: ")
+    assert "not reachable" in body["checks"]["guacd"] and body["guacd"][0]["up"] is False
     assert service.api("GET", "/healthz", key=None).json() == {"status": "ok"}
 
 

@@ -203,3 +203,24 @@ def test_a_console_that_never_drew_a_frame_never_counts_as_up(service, vnc_targe
             await t.closing()
     asyncio.run(scenario())
     assert service.get(reply["id"])["up_at"] is None
+
+
+def test_exit_in_an_ssh_console_ends_the_tunnel_cleanly_not_as_a_lost_guacd(service, sshd,
+                                                                            console_user,
+                                                                            tunnel):
+    reply = service.create({"protocol": "ssh", "hostname": sshd["host"], "port": sshd["port"],
+                            "username": console_user["name"],
+                            "password": console_user["password"]})
+
+    async def scenario():
+        async with tunnel(reply) as t:
+            await t.until("sync")
+            await t.drain(1.5)                             # the shell prompt
+            for ch in "exit\r":
+                keysym = 0xFF0D if ch == "\r" else ord(ch)
+                t.send(protocol.encode("key", keysym, 1) + protocol.encode("key", keysym, 0))
+            return await t.closing(timeout=15)
+    status, message, close = asyncio.run(scenario())
+    # guacd says goodbye with its disconnect instruction; the browser sees a normal end,
+    # not the "connection to guacd was lost" that would make the page reconnect.
+    assert status is None and close == (1000, "0"), (status, message, close)

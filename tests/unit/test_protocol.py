@@ -123,3 +123,120 @@ def test_split_and_parse():
             split(bad)
     with pytest.raises(ProtocolError, match="more than one"):
         parse(encode("a") + encode("b"))
+
+
+# -- hostile input: whatever arrives, the codec answers with text or a ProtocolError --------
+
+def mutate(raw: bytes, data) -> bytes:
+    """A few random edits of a valid stream: the inputs most likely to confuse a parser."""
+    out = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.integers(0, len(out)))
+        kind = data.draw(st.sampled_from(["flip", "insert", "delete", "digits", "dup"]))
+        if kind == "flip" and where < len(out):
+            out[where] = data.draw(st.integers(0, 255))
+        elif kind == "insert":
+            out[where:where] = data.draw(st.sampled_from([b";", b",", b".", b"0.", b"\xff",
+                                                          b"\xe2\x82", b"9", "😀".encode()]))
+        elif kind == "delete":
+            del out[where:where + data.draw(st.integers(1, 8))]
+        elif kind == "digits":
+            out[where:where] = str(data.draw(st.integers(0, 10**7))).encode()
+        elif kind == "dup":
+            out[where:where] = out[where:where + data.draw(st.integers(1, 64))]
+    return bytes(out)
+
+
+def feed_all(framer: Framer, chunks) -> str:
+    return "".join(framer.feed(chunk) for chunk in chunks)
+
+
+def cut(raw, data):
+    points = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    return [raw[a:b] for a, b in zip([0] + points, points + [len(raw)])]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600), st.data())
+def test_any_bytes_give_whole_instructions_or_a_protocol_error_and_memory_stays_bounded(
+        garbage, data):
+    framer = Framer()
+    try:
+        for chunk in cut(garbage, data):
+            out = framer.feed(chunk)
+            assert out == "" or split(out)             # only whole, valid instructions
+            assert framer.pending < MAX_INSTRUCTION_LENGTH + 4
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(instructions, min_size=1, max_size=8), st.data())
+def test_mutated_valid_streams_parse_the_same_however_split_or_fail_as_protocol_errors(
+        items, data):
+    raw = mutate("".join(encode(*i) for i in items).encode(), data)
+    outcomes = []
+    for chunks in ([raw], cut(raw, data)):
+        try:
+            outcomes.append(feed_all(Framer(), chunks))
+        except ProtocolError:
+            outcomes.append(ProtocolError)
+    assert outcomes[0] == outcomes[1]                 # no split changes the verdict
+
+
+# Protocol punctuation often, any code point otherwise (lone surrogates included).
+hostile_text = st.text(st.one_of(st.sampled_from("0123456789.,;"),
+                                 st.characters(blacklist_categories=())), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_text, st.data())
+def test_any_text_message_through_the_tunnel_input_is_forwarded_whole_or_refused(text, data):
+    from guacbridge.web.tunnel import from_browser
+    framer = Framer()
+    try:
+        for chunk in cut(text, data):
+            forward, replies = from_browser(framer, chunk)
+            assert not any(is_internal(r) for r in split(forward.decode()))
+            assert all(parse(r)[1] == "ping" for r in split(replies))
+            assert framer.pending < MAX_INSTRUCTION_LENGTH
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(instructions, min_size=1, max_size=8), st.data())
+def test_the_tunnel_forwards_every_ordinary_instruction_and_answers_every_ping(items, data):
+    from guacbridge.web.tunnel import from_browser
+    pings = [encode("", "ping", n) for n in range(3)]
+    ordinary = [encode(*i) if i[0] != "" else encode("x", *i) for i in items]
+    stream = "".join(sum(zip(ordinary, pings * len(ordinary)), ()))
+    framer = Framer()
+    forward, replies = b"", ""
+    for chunk in cut(stream, data):
+        f, r = from_browser(framer, chunk)
+        forward, replies = forward + f, replies + r
+    assert forward.decode() == "".join(ordinary)
+    assert replies == "".join((pings * len(ordinary))[:len(ordinary)])
+
+
+@pytest.mark.parametrize("over", [
+    "4.blob,1.0,9000." + "x" * 10,                    # declared length past the limit
+    "4.blob" + ",1.x" * 200,                          # more elements than guacd takes
+    "4.blob,123456.x",                                # a length prefix of six digits
+    "4.blob," + ",".join(["100." + "y" * 100] * 90),  # growing past the limit, unfinished
+])
+def test_over_a_limit_is_a_protocol_limit_and_malformed_is_not(over):
+    from guacbridge.protocol import ProtocolLimit
+    with pytest.raises(ProtocolLimit):
+        Framer().feed(over)
+    for bad in ("4.blob;x", "x.y;", "4.sync,1.1:", "٤.sync;"):
+        with pytest.raises(ProtocolError) as e:
+            Framer().feed(bad)
+        assert not isinstance(e.value, ProtocolLimit)
+
+
+def test_a_lone_surrogate_is_refused_before_it_could_be_encoded_for_guacd():
+    from guacbridge.web.tunnel import from_browser
+    with pytest.raises(ProtocolError, match="not valid Unicode"):
+        from_browser(Framer(), encode("clipboard", "\ud800"))

@@ -26,7 +26,8 @@ class FakeGuacd:
     """Answers the handshake like guacd 1.3.0, then records and serves scripted bytes."""
 
     def __init__(self, after_ready: bytes = b"") -> None:
-        self.received = bytearray()
+        self.received = bytearray()     # what it parsed after the handshake, re-encoded
+        self.raw = bytearray()          # every byte it read after the handshake
         self.after_ready = after_ready
         self.server: asyncio.Server | None = None
         self.connected = asyncio.Event()
@@ -43,6 +44,8 @@ class FakeGuacd:
             data = await reader.read(65536)
             if not data:
                 return
+            if self.connected.is_set():
+                self.raw.extend(data)
             for elements in parser.feed(data):
                 if elements[0] == "select":
                     writer.write(protocol.encode("args", "VERSION_1_3_0", "hostname",
@@ -149,3 +152,108 @@ def test_the_relay_stops_reading_guacd_while_the_browser_does_not_read(tmp_path)
     # Only socket buffers and one message in flight: far below what an unbounded relay
     # would have swallowed in 3 s on loopback (hundreds of MB).
     assert written < 32 * 2**20, written
+
+
+async def ends_with(ws) -> tuple[list[list[str]], tuple]:
+    """Everything the browser reads up to the close: (instructions, (close code, reason))."""
+    seen = []
+    while (message := await asyncio.wait_for(ws.read_message(), 5)) is not None:
+        seen.extend(protocol.parse(raw) for raw in protocol.split(message))
+    return seen, (ws.close_code, ws.close_reason)
+
+
+def hostile(tmp_path, *messages: str | bytes):
+    """Send a good instruction, then *messages*; what guacd got and what the browser saw."""
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
+            ws = await open_tunnel(consoles, port)
+            await ws.read_message()
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            ws.write_message(protocol.encode("key", 65, 1))
+            for message in messages:
+                await ws.write_message(message, binary=isinstance(message, bytes))
+            seen, close = await ends_with(ws)
+            await asyncio.sleep(0.1)
+            return bytes(guacd.raw), seen, close
+    return asyncio.run(scenario())
+
+
+GOOD = protocol.encode("key", 65, 1).encode()
+
+
+def test_an_oversize_instruction_ends_the_tunnel_with_client_overrun_and_never_reaches_guacd(
+        tmp_path):
+    # Valid instructions first in the same message: the message is refused whole.
+    message = protocol.encode("mouse", 1, 2, 0) + protocol.encode("clipboard", "x" * 9000)
+    raw, seen, close = hostile(tmp_path, message)
+    assert raw == GOOD
+    assert seen[-1][0] == "error" and seen[-1][2] == str(0x030D)
+    assert "longer than 8192" in seen[-1][1]
+    assert close == (1009, "781")
+
+
+def test_a_partial_instruction_cannot_grow_without_bound(tmp_path):
+    # Element after well-formed element, message after message, and never a ';'.
+    element = ",100." + "z" * 100
+    raw, seen, close = hostile(tmp_path, "4.blob", *[element * 10] * 10)
+    assert raw == GOOD and close == (1009, "781")
+    assert seen[-1][0] == "error" and seen[-1][2] == str(0x030D)
+    assert "longer than 8192" in seen[-1][1]
+
+
+def test_an_instruction_with_too_many_elements_is_an_overrun(tmp_path):
+    raw, seen, close = hostile(tmp_path, protocol.encode("x", *range(200)))
+    assert raw == GOOD and close == (1009, "781")
+    assert "more than 128 elements" in seen[-1][1]
+
+
+def test_a_malformed_message_ends_the_tunnel_with_client_bad_request_and_none_of_it_is_sent(
+        tmp_path):
+    message = protocol.encode("key", 66, 1) + "4.sync,x.12;"
+    raw, seen, close = hostile(tmp_path, message)
+    assert raw == GOOD
+    assert seen[-1][0] == "error" and seen[-1][2] == str(0x0300)
+    assert "malformed instruction from browser" in seen[-1][1]
+    assert close == (1002, "768")
+
+
+def test_a_binary_message_is_refused_as_the_wrong_type(tmp_path):
+    raw, seen, close = hostile(tmp_path, GOOD)
+    assert raw == GOOD                          # only the text one
+    assert seen[-1][0] == "error" and seen[-1][2] == str(0x030F)
+    assert close == (1003, "783")
+
+
+def test_a_message_over_the_message_limit_is_an_overrun(tmp_path):
+    from guacbridge.web.tunnel import MAX_MESSAGE
+    chunk = protocol.encode("nop")
+    raw, seen, close = hostile(tmp_path, chunk * (MAX_MESSAGE // len(chunk) + 1))
+    assert raw == GOOD and close == (1009, "781")
+    assert f"longer than {MAX_MESSAGE}" in seen[-1][1]
+
+
+def guacd_ends(tmp_path, last_words: bytes):
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
+            ws = await open_tunnel(consoles, port)
+            await ws.read_message()
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            guacd.writer.write(protocol.encode("sync", 1).encode() + last_words)
+            await guacd.writer.drain()
+            guacd.writer.close()
+            return await ends_with(ws)
+    return asyncio.run(scenario())
+
+
+def test_guacd_vanishing_mid_session_reaches_the_browser_as_an_upstream_error(tmp_path):
+    seen, close = guacd_ends(tmp_path, b"4.sync,")      # cut off inside an instruction
+    assert seen[-1] == ["error", "The connection to guacd was lost.", str(0x0203)]
+    assert close == (1011, "515")
+
+
+def test_guacd_ending_the_session_with_disconnect_closes_the_tunnel_cleanly(tmp_path):
+    seen, close = guacd_ends(tmp_path, protocol.encode("disconnect").encode())
+    assert [s[0] for s in seen] == ["sync", "disconnect"]
+    assert close == (1000, "0")
