@@ -1,4 +1,4 @@
-"""The ``guacbridge`` command: serve, demo, console, probe.
+"""The ``guacbridge`` command: serve, demo, console, probe, sessions, rekey.
 
 Each subcommand is a thin shell over the same pieces the service uses; options become
 Settings overrides, so ``GUACBRIDGE_*`` and the TOML file work here too.
@@ -25,6 +25,8 @@ EXAMPLES = {
     "worker": "GUACBRIDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F guacbridge worker",
     "submit": "guacbridge submit --amqp-url amqp://127.0.0.1 --host 10.0.0.5 --port 5901"
               " --password-file pw.txt",
+    "newkey": "guacbridge newkey            # prints k20260101ab12:<base64>; put it first",
+    "rekey": "GUACBRIDGE_SECRET_KEYS=k2:…,k1:… guacbridge rekey",
 }
 
 
@@ -111,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     sb.add_argument("--json", action="store_true", help="print the whole reply")
     sb.set_defaults(func=_submit)
+
+    nk = command("newkey", "print a new key for secret_keys or secret_key_file (the key"
+                           " that seals connection secrets in the grant store)")
+    nk.add_argument("--id", help="the key's id (default: k<date><4 hex>)")
+    nk.set_defaults(func=_newkey)
+
+    rk = command("rekey", "seal every stored console's secrets with the first configured key"
+                          " (after adding a new key first, before removing the old one)")
+    rk.add_argument("--data-dir", help="where the SQLite grant store lives (default ./var)")
+    rk.set_defaults(func=_rekey)
 
     pr = command("probe", "handshake with a target through guacd and report how it went")
     _target_options(pr)
@@ -241,7 +253,7 @@ def _initdb(args: argparse.Namespace) -> int:
     from .store.sql import StoreUnavailable
     settings = _settings(args)
     try:
-        store = open_grant_store(settings)        # SQLite creates its tables on opening
+        store = open_grant_store(settings, need_keys=False)   # SQLite makes its tables
         if isinstance(store, MysqlGrantStore):
             store.create_tables()
         print(f"guacbridge tables ready in {getattr(store, 'url', None) or store.path}")
@@ -255,6 +267,37 @@ def _initdb(args: argparse.Namespace) -> int:
             print(f"Guacamole schema created in {guacamole.url}")
     except (StoreUnavailable, SinkRefused) as e:
         print(f"guacbridge: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _newkey(args: argparse.Namespace) -> int:
+    from .keyring import new_key, parse_key
+    try:
+        line = new_key(args.id)
+        parse_key(line)
+    except ValueError as e:
+        print(f"guacbridge newkey: {e}", file=sys.stderr)
+        return 2
+    print(line)
+    return 0
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    from .store import open_grant_store
+    from .store.sql import StoreUnavailable
+    settings = _settings(args)
+    store = open_grant_store(settings)
+    try:
+        resealed, current, failed = store.rekey()
+    except StoreUnavailable as e:
+        print(f"guacbridge rekey: {e}", file=sys.stderr)
+        return 1
+    key = store.keys.current.id                        # type: ignore[attr-defined]
+    print(f"sealed {resealed} console(s) with key {key}; {current} already were")
+    if failed:
+        print(f"guacbridge rekey: {len(failed)} console(s) open with no configured key, left"
+              f" as they are: {', '.join(failed[:20])}", file=sys.stderr)
         return 1
     return 0
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import socket
 import tomllib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from .keyring import SecretKey, parse_key
 
 
 class ConfigError(ValueError):
@@ -59,6 +62,14 @@ class Settings:
     legacy_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     legacy_password_encoding: str = "url"
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Secrets at rest and audit (issue 7, items 4 and 5): the keys that seal connection
+    # secrets in the grant store (the first seals; none and SQLite: a key file made in
+    # data_dir), this instance's name in events and sessions, and how long closed consoles
+    # and their events are kept.
+    secret_keys: tuple[SecretKey, ...] = ()
+    secret_key_file: pathlib.Path | None = None
+    instance: str = ""
+    audit_retention: int = 30 * 86400
 
     @property
     def base_url(self) -> str:
@@ -74,6 +85,11 @@ class Settings:
     def sqlite_path(self) -> pathlib.Path:
         return self.data_dir / "guacbridge.sqlite3"
 
+    @property
+    def instance_name(self) -> str:
+        """Who holds a tunnel, in events and sessions: the host name and listen port."""
+        return self.instance or f"{socket.gethostname()}:{self.listen[1]}"
+
 
 ENV = {
     "GUACBRIDGE_LISTEN": "listen",
@@ -87,6 +103,9 @@ ENV = {
     "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
     "GUACBRIDGE_LOG_LEVEL": "log_level",
     "GUACBRIDGE_LOG_FORMAT": "log_format",
+    "GUACBRIDGE_SECRET_KEYS": "secret_keys",
+    "GUACBRIDGE_SECRET_KEY_FILE": "secret_key_file",
+    "GUACBRIDGE_INSTANCE": "instance",
 }
 
 
@@ -119,7 +138,7 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
     for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy"):
+    for section in ("guacamole", "broker", "legacy", "audit"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
@@ -250,4 +269,9 @@ _PARSERS = {
     "broker_retry_delays": lambda v: tuple(float(x) for x in v),
     "legacy_keys": lambda v: {str(k): str(key) for k, key in dict(v).items()},
     "legacy_password_encoding": lambda v: _choice(v, ("url", "base64")),
+    "secret_keys": lambda v: tuple(parse_key(k) for k in
+                                   (v.split(",") if isinstance(v, str) else v) if k.strip()),
+    "secret_key_file": lambda v: pathlib.Path(v) if str(v).strip() else None,
+    "instance": lambda v: str(v).strip()[:64],
+    "audit_retention": _positive,
 }

@@ -20,6 +20,7 @@ from .agents import Agent, AgentError
 from .config import Settings
 from .errors import StatusError
 from .grants import Grant, GrantStore, Refused
+from .keyring import SecretsError
 from .metrics import Metrics
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
@@ -171,11 +172,15 @@ class Consoles:
         return dataclasses.replace(grant, sink_ref=str(connection_id), sink_state="ready")
 
     async def _store(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A store call off the event loop; a database that is down is a 503, not a crash."""
+        """A store call off the event loop; a database that is down is a 503, not a crash,
+        and secrets that no configured key opens are a 500 saying which key."""
         try:
             return await asyncio.to_thread(method, *args, **kwargs)
         except StoreUnavailable as e:
             raise ConsoleError(503, str(e)) from None
+        except SecretsError as e:
+            log.error("%s", e)
+            raise ConsoleError(500, str(e)) from None
 
     async def get(self, console_id: str) -> dict[str, Any]:
         return self.reply(await self._grant(console_id))

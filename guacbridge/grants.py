@@ -29,7 +29,8 @@ def new_id() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """Where guacd connects: a protocol and its guacd parameters (secrets included)."""
+    """Where guacd connects: a protocol and its guacd parameters (secrets included; the
+    stores keep them sealed, see ``keyring.py``)."""
     protocol: str
     params: dict[str, str]
 
@@ -141,6 +142,10 @@ class GrantStore(Protocol):
     def sinks_to_clean(self, now: float, stale: float) -> list[Grant]:
         """Guacamole-sink grants whose connection must go: closed ones not yet cleaned, and
         ones stuck provisioning for *stale* seconds (a crash mid-way)."""
+
+    def rekey(self) -> tuple[int, int, list[str]]:
+        """Reseal every grant's params with the key ring's first key: (resealed, already
+        current, ids no configured key opens)."""
 
     def expire(self, now: float, window: float) -> list[tuple[str, str]]:
         """Close every grant past use_by (unused), past its deadline, or with no tunnel for

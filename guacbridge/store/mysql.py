@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 
 from .. import resources
+from ..keyring import KeyRing
 from .sql import SqlGrantStore, StoreUnavailable
 
 
@@ -78,8 +79,11 @@ class MysqlGrantStore(SqlGrantStore):
     FOR_UPDATE = " FOR UPDATE SKIP LOCKED"   # sweepers on several instances share the work
     INTEGRITY_ERROR = pymysql.err.IntegrityError
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keys: KeyRing | None = None) -> None:
+        """*keys* must be the same on every instance; without them only create_tables()
+        works (what ``guacbridge initdb`` needs)."""
         self.url = MysqlUrl.parse(url)
+        self.keys = keys
 
     def create_tables(self) -> None:
         conn = self.url.connect()

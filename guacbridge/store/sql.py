@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..grants import Duplicate, Grant, Refused, Target
+from ..keyring import KeyRing, SecretsError
 
 
 class StoreUnavailable(Exception):
@@ -29,6 +30,7 @@ class SqlGrantStore:
     INTEGRITY_ERROR: type[Exception] = Exception   # the driver's duplicate-key error
     BEGIN = "BEGIN"
     FOR_UPDATE = ""
+    keys: KeyRing | None = None    # seals each grant's params (keyring.py)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
@@ -43,7 +45,7 @@ class SqlGrantStore:
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
                 " sink, sink_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (grant.id, token_hash, extra_hash, grant.target.protocol,
-                 json.dumps(grant.target.params), grant.owner, grant.user, grant.created_at,
+                 self._ring().seal(grant.id, grant.target.params), grant.owner, grant.user, grant.created_at,
                  grant.use_by, grant.duration, grant.max_duration, grant.consumed_at,
                  grant.deadline, grant.sink, grant.sink_state))
 
@@ -71,7 +73,7 @@ class SqlGrantStore:
                              " FROM console_grant WHERE token_hash = ?",
                              (extra_hash, token_hash)).fetchone()
         if cur.rowcount == 1 and row is not None:
-            return _grant(row[:-1])
+            return self._grant(row[:-1])
         raise Refused(_why_refused(row, now))
 
     def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
@@ -97,7 +99,7 @@ class SqlGrantStore:
         with self._db() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?"
                              " AND session_hash = ?", (grant_id, session_hash)).fetchone()
-        return _grant(row) if row else None
+        return self._grant(row) if row else None
 
     def tunnel_ended(self, grant_id: str, tunnel_id: str, now: float) -> None:
         with self._db() as db:
@@ -108,7 +110,7 @@ class SqlGrantStore:
         with self._db() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?",
                              (grant_id,)).fetchone()
-        return _grant(row) if row else None
+        return self._grant(row) if row else None
 
     def set_deadline(self, grant_id: str, *, deadline: float | None = None,
                      duration: int | None = None) -> Grant | None:
@@ -123,6 +125,43 @@ class SqlGrantStore:
             db.execute("UPDATE console_grant SET closed_at = ?, close_reason = ?"
                        " WHERE id = ? AND closed_at IS NULL", (now, reason, grant_id))
         return self.get(grant_id)
+
+    def _ring(self) -> KeyRing:
+        if self.keys is None:
+            raise SecretsError("this grant store has no secret keys: set secret_keys or"
+                               " secret_key_file")
+        return self.keys
+
+    def _grant(self, row: tuple) -> Grant:
+        return _grant(row, self._ring().open)
+
+    def rekey(self, batch: int = 200) -> tuple[int, int, list[str]]:
+        """Seal every stored grant's params with the current key (rows sealed with an older
+        key, or unsealed ones from before); returns (resealed, already current, ids that no
+        configured key opens). Safe beside running instances: a row is rewritten only if it
+        is still what was read."""
+        ring = self._ring()
+        resealed = current = 0
+        failed: list[str] = []
+        after = ""
+        while True:
+            with self._db() as db:
+                rows = db.execute("SELECT id, params FROM console_grant WHERE id > ?"
+                                  " ORDER BY id LIMIT ?", (after, batch)).fetchall()
+                for grant_id, blob in rows:
+                    if ring.sealed_with_current(blob):
+                        current += 1
+                        continue
+                    try:
+                        fresh = ring.seal(grant_id, ring.open(grant_id, blob))
+                    except SecretsError:
+                        failed.append(grant_id)
+                        continue
+                    resealed += db.execute("UPDATE console_grant SET params = ? WHERE id = ?"
+                                           " AND params = ?", (fresh, grant_id, blob)).rowcount
+            if len(rows) < batch:
+                return resealed, current, failed
+            after = rows[-1][0]
 
     def replied(self, job_id: str, message_id: str) -> bool:
         with self._db() as db:
@@ -151,7 +190,7 @@ class SqlGrantStore:
                 " ((closed_at IS NOT NULL AND sink_state IN ('provisioning', 'ready'))"
                 "  OR (sink_state = 'provisioning' AND created_at <= ?))",
                 (now - stale,)).fetchall()
-        return [_grant(r) for r in rows]
+        return [self._grant(r) for r in rows]
 
     def expire(self, now: float, window: float) -> list[tuple[str, str]]:
         with self._db() as db:
@@ -182,11 +221,13 @@ def _duplicate_as(error: type[Exception]) -> Iterator[None]:
         raise Duplicate(str(e)) from None
 
 
-def _grant(row: tuple) -> Grant:
+def _grant(row: tuple, open_params: Any = None) -> Grant:
+    """A row as a Grant; *open_params(id, blob)* unseals the params (without it: none)."""
     (gid, protocol, params, owner, user, created, use_by, duration, max_duration, has_extra,
      consumed, deadline, closed, reason, has_session, live_tunnel, idle_since, sink, sink_ref,
      sink_state, up_at) = row
-    return Grant(id=gid, target=Target(protocol, json.loads(params)), owner=owner, user=user,
+    params = open_params(gid, params) if open_params else {}
+    return Grant(id=gid, target=Target(protocol, params), owner=owner, user=user,
                  created_at=created, use_by=use_by, duration=duration,
                  max_duration=max_duration, has_extra=bool(has_extra), consumed_at=consumed,
                  deadline=deadline, closed_at=closed, close_reason=reason,

@@ -84,8 +84,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
             return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
-        except ConsoleError as e:     # the grant store is down: worth a retry later
+        except ConsoleError as e:
             log.warning("tunnel not opened: %s", e.details)
+            if e.status != 503:       # e.g. its secrets do not open: the operator must act
+                return self.fail(guacd.SERVER_ERROR, "the console's connection details cannot"
+                                                     " be read; the service's log says why")
             return self.fail(guacd.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
                                                          " its database; try again shortly")
         self.grant = grant
