@@ -25,6 +25,8 @@ EXAMPLES = {
     "worker": "GUACBRIDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F guacbridge worker",
     "submit": "guacbridge submit --amqp-url amqp://127.0.0.1 --host 10.0.0.5 --port 5901"
               " --password-file pw.txt",
+    "sessions": "guacbridge sessions --url https://console.example.net --key-file ops.key"
+                " [--kill ID]",
     "newkey": "guacbridge newkey            # prints k20260101ab12:<base64>; put it first",
     "rekey": "GUACBRIDGE_SECRET_KEYS=k2:…,k1:… guacbridge rekey",
 }
@@ -113,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     sb.add_argument("--json", action="store_true", help="print the whole reply")
     sb.set_defaults(func=_submit)
+
+    se = command("sessions", "list the consoles in use now, on every instance (through the"
+                             " API); --kill ends one, --events shows one's audit trail")
+    se.add_argument("--url", help="the service's base URL (default: the configured public URL)")
+    se.add_argument("--key-file", help="file holding an API key ('-' = stdin; default: the"
+                    " first key of GUACBRIDGE_API_KEYS)")
+    what = se.add_mutually_exclusive_group()
+    what.add_argument("--kill", metavar="ID", help="close this console; its tunnel ends at once")
+    what.add_argument("--events", metavar="ID", help="print this console's events")
+    se.add_argument("--json", action="store_true", help="print the API's JSON reply")
+    se.set_defaults(func=_sessions)
 
     nk = command("newkey", "print a new key for secret_keys or secret_key_file (the key"
                            " that seals connection secrets in the grant store)")
@@ -269,6 +282,65 @@ def _initdb(args: argparse.Namespace) -> int:
         print(f"guacbridge: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    import requests
+    settings = config.load(path=args.config)
+    base = (args.url or settings.base_url).rstrip("/")
+    if args.key_file:
+        key = (sys.stdin.read() if args.key_file == "-" else
+               pathlib.Path(args.key_file).read_text()).strip()
+    else:
+        key = next((k for k in settings.api_keys.values() if isinstance(k, str)), "")
+    if not key:
+        print("guacbridge sessions: give --key-file, or configure GUACBRIDGE_API_KEYS",
+              file=sys.stderr)
+        return 2
+    if args.kill:
+        method, path = "DELETE", f"/api/v1/consoles/{args.kill}"
+    elif args.events:
+        method, path = "GET", f"/api/v1/consoles/{args.events}/events"
+    else:
+        method, path = "GET", "/api/v1/sessions"
+    try:
+        r = requests.request(method, base + path, timeout=30,
+                             headers={"Authorization": f"Bearer {key}"})
+        body = r.json()
+    except (requests.RequestException, ValueError) as e:
+        print(f"guacbridge sessions: {base} did not answer: {type(e).__name__}",
+              file=sys.stderr)
+        return 1
+    if not body.get("result"):
+        print(f"guacbridge sessions: {r.status_code}: {body.get('details')}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+    elif args.kill:
+        print(f"{body['id']} {body['state']}: {body['close_reason']}")
+    elif args.events:
+        for e in body["events"]:
+            facts = " ".join(f"{k}={v}" for k, v in e["data"].items() if v is not None)
+            print(f"{e['at']}  {e['kind']:<15} {e['instance']:<24} {facts}")
+    else:
+        print(_sessions_table(body["sessions"]))
+    return 0
+
+
+def _sessions_table(sessions: list[dict[str, Any]]) -> str:
+    rows = [("ID", "STATE", "USER", "TARGET", "SINCE", "DEADLINE", "CLIENT", "INSTANCE",
+             "OUT/IN BYTES")]
+    for s in sessions:
+        t = s["tunnel"] or {}
+        target = s["target"]
+        rows.append((s["id"], s["state"] + (" (reconnecting)" if s["reconnecting"] else ""),
+                     s["user"] or "-", f"{target['protocol']}://{target.get('hostname', '?')}",
+                     s["started_at"] or "-", s["deadline"] or "-",
+                     t.get("client_address") or "-", t.get("instance") or "-",
+                     f"{t['bytes_to_browser']}/{t['bytes_from_browser']}" if t else "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines + [f"{len(sessions)} console(s) in use"])
 
 
 def _newkey(args: argparse.Namespace) -> int:

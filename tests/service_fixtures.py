@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+import tornado.httpclient
 import tornado.websocket
 
 from guacbridge import protocol
@@ -91,6 +92,24 @@ def service(guacd, tmp_path_factory):
     s = start_service(tmp_path_factory.mktemp("service"), f"{guacd.host}:{guacd.port}")
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def twin_services(guacd, mariadb, tmp_path_factory):
+    """Two instances sharing one MariaDB grant store (and its key), as behind a balancer."""
+    from guacbridge.keyring import new_key
+    from guacbridge.store.mysql import MysqlGrantStore
+    url = mariadb.create_database(f"gb_{secrets.token_hex(4)}")
+    MysqlGrantStore(url).create_tables()
+    env = {"GUACBRIDGE_MYSQL_URL": url, "GUACBRIDGE_SECRET_KEYS": new_key("shared")}
+    workdir = tmp_path_factory.mktemp("twins")
+    a = start_service(workdir / "a", f"{guacd.host}:{guacd.port}", GUACBRIDGE_INSTANCE="a",
+                      **env)
+    b = start_service(workdir / "b", f"{guacd.host}:{guacd.port}", GUACBRIDGE_INSTANCE="b",
+                      **env)
+    yield a, b
+    a.stop()
+    b.stop()
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +189,7 @@ def tunnel():
     _default = object()
 
     @contextlib.asynccontextmanager
-    async def open_tunnel(reply: dict, extra=_default, **query):
+    async def open_tunnel(reply: dict, extra=_default, headers=None, **query):
         ws = reply["websocket"]
         # A page's reconnect secret (query console=…, session=…) replaces the token.
         params = {} if "session" in query else {"token": ws["token"]}
@@ -181,7 +200,8 @@ def tunnel():
             params["extra"] = extra
         scheme = "wss" if ws["secure"] else "ws"
         url = f"{scheme}://{ws['host']}:{ws['port']}{ws['path']}?{urlencode(params)}"
-        conn = await tornado.websocket.websocket_connect(url, subprotocols=["guacamole"])
+        request = tornado.httpclient.HTTPRequest(url, headers=headers or {})
+        conn = await tornado.websocket.websocket_connect(request, subprotocols=["guacamole"])
         try:
             yield TunnelClient(conn)
         finally:

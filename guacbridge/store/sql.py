@@ -31,6 +31,9 @@ class SqlGrantStore:
     BEGIN = "BEGIN"
     FOR_UPDATE = ""
     keys: KeyRing | None = None    # seals each grant's params (keyring.py)
+    # Insert a live tunnel's row or update its counts (SQLite; MySQL has its own spelling).
+    UPSERT_TUNNEL = (" ON CONFLICT (tunnel_id) DO UPDATE SET bytes_out = excluded.bytes_out,"
+                     " bytes_in = excluded.bytes_in, seen_at = excluded.seen_at")
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
@@ -51,6 +54,7 @@ class SqlGrantStore:
 
     def delete(self, grant_id: str) -> None:
         with self._db() as db:
+            db.execute("DELETE FROM console_event WHERE console_id = ?", (grant_id,))
             db.execute("DELETE FROM console_grant WHERE id = ?", (grant_id,))
 
     def rotate_token(self, grant_id: str, token_hash: str) -> bool:
@@ -162,6 +166,76 @@ class SqlGrantStore:
             if len(rows) < batch:
                 return resealed, current, failed
             after = rows[-1][0]
+
+    # -- audit (audit.AuditStore) -------------------------------------------------------
+
+    def add_event(self, console_id: str, at: float, kind: str, instance: str,
+                  data: str) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO console_event (console_id, at, kind, instance, data)"
+                       " VALUES (?,?,?,?,?)", (console_id, at, kind, instance, data))
+
+    def events(self, console_id: str) -> list[tuple[float, str, str, str]]:
+        with self._db() as db:
+            return [tuple(r) for r in db.execute(
+                "SELECT at, kind, instance, data FROM console_event WHERE console_id = ?"
+                " ORDER BY id", (console_id,)).fetchall()]
+
+    def closed_since(self, since: float) -> list[tuple[str, str | None]]:
+        with self._db() as db:
+            return [tuple(r) for r in db.execute(
+                "SELECT id, close_reason FROM console_grant WHERE closed_at >= ?",
+                (since,)).fetchall()]
+
+    def report_tunnels(self, rows: list[tuple]) -> None:
+        with self._db() as db:
+            db.executemany(
+                "INSERT INTO console_tunnel (tunnel_id, console_id, instance, client_address,"
+                " user_agent, started_at, bytes_out, bytes_in, seen_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?)" + self.UPSERT_TUNNEL, rows)
+
+    def tunnel_gone(self, tunnel_id: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM console_tunnel WHERE tunnel_id = ?", (tunnel_id,))
+
+    def sessions(self) -> list[tuple[Grant, tuple | None]]:
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS}, t.tunnel_id, t.instance, t.client_address, t.user_agent,"
+                " t.started_at, t.bytes_out, t.bytes_in, t.seen_at FROM console_grant"
+                " LEFT JOIN console_tunnel t ON t.tunnel_id = console_grant.live_tunnel"
+                " WHERE closed_at IS NULL AND consumed_at IS NOT NULL"
+                " ORDER BY consumed_at").fetchall()
+        width = len(_COLUMNS.split(","))
+        return [(self._listed(r[:width]), tuple(r[width:])) for r in rows]
+
+    def _listed(self, row: tuple) -> Grant:
+        """A grant for a list: one whose secrets do not open is shown without its target."""
+        try:
+            return self._grant(row)
+        except SecretsError:
+            return _grant(row)
+
+    def purge(self, before: float, batch: int = 500) -> int:
+        """Delete consoles closed before *before* (a guacamole-sink one only once its
+        connection is gone), with their events and tunnel rows; and tunnel rows no instance
+        has reported since then (an instance that died)."""
+        purged = 0
+        with self._db() as db:
+            db.execute("DELETE FROM console_tunnel WHERE seen_at < ?", (before,))
+            while True:
+                ids = [r[0] for r in db.execute(
+                    "SELECT id FROM console_grant WHERE closed_at < ? AND (sink = 'direct'"
+                    " OR sink_state = 'removed' OR sink_state IS NULL) LIMIT ?",
+                    (before, batch)).fetchall()]
+                if not ids:
+                    return purged
+                marks = ",".join("?" * len(ids))
+                for table, column in (("console_event", "console_id"),
+                                      ("console_tunnel", "console_id"),
+                                      ("console_grant", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+                purged += len(ids)
 
     def replied(self, job_id: str, message_id: str) -> bool:
         with self._db() as db:
