@@ -25,7 +25,8 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 WATCH_EVERY = 0.5      # seconds between looks for consoles closed elsewhere
-LOOK_BACK = 60.0       # how far back each look reaches: instances' clocks may differ a little
+LOOK_BACK = 10.0       # how far back each look reaches (clocks differ a little; past that
+                       # the tunnel's own 10 s recheck of its grant still ends it)
 REPORT_EVERY = 5.0     # seconds between reports of the live tunnels' byte counts
 PURGE_BATCH = 500
 # Keys an event may never carry: the data would be a secret.
