@@ -55,7 +55,7 @@ class AuditStore(Protocol):
     def sessions(self) -> list[tuple[Any, tuple | None]]:
         """Open, used consoles with their current tunnel's row (or None)."""
 
-    def purge(self, before: float, batch: int) -> int:
+    def purge(self, before: float, batch: int = PURGE_BATCH) -> int:
         """Delete consoles closed before *before*, their events and tunnel rows; how many."""
 
 
@@ -96,6 +96,7 @@ class Audit:
         self.clock = clock
         self.tunnels: dict[str, LiveTunnel] = {}
         self._watcher: asyncio.Task | None = None
+        self._pending: set[asyncio.Future] = set()   # writes in flight (kept from the GC)
 
     async def record(self, console_id: str, kind: str, **data: Any) -> None:
         """Write one event. A store that fails is logged, not raised: the console's own
@@ -118,9 +119,12 @@ class Audit:
                        live: Collection[str]) -> None:
         """Register a tunnel, report it, and make sure the close watcher runs."""
         self.tunnels[tunnel.tunnel_id] = tunnel
-        asyncio.ensure_future(self._report([tunnel]))
-        asyncio.ensure_future(self.record(tunnel.console_id, "tunnel_started",
-                                          tunnel_id=tunnel.tunnel_id, **tunnel.client.fields()))
+        for write in (self._report([tunnel]),
+                      self.record(tunnel.console_id, "tunnel_started",
+                                  tunnel_id=tunnel.tunnel_id, **tunnel.client.fields())):
+            task = asyncio.ensure_future(write)
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.ensure_future(self._watch(stop_closed, live))
 

@@ -48,7 +48,7 @@ class Consoles:
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.audit = Audit(store, settings.instance_name, clock)   # type: ignore[arg-type]
+        self.audit = Audit(store, settings.instance_name, clock)
         self.metrics = Metrics()
         self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
         self.add_listener(self.metrics.on_event)
@@ -373,7 +373,7 @@ class Consoles:
 
     async def purge(self) -> int:
         """Delete consoles (and their events) closed more than audit_retention ago."""
-        purged = await self._store(self.store.purge,   # type: ignore[attr-defined]
+        purged = await self._store(self.store.purge,
                                    self.clock() - self.settings.audit_retention)
         if purged:
             log.info("purged %d console(s) closed over %d s ago, with their events", purged,
@@ -394,7 +394,7 @@ class Consoles:
         lives, who is at the other end, bytes so far."""
         now = self.clock()
         listed = []
-        for grant, tunnel in await self._store(self.store.sessions):  # type: ignore[attr-defined]
+        for grant, tunnel in await self._store(self.store.sessions):
             state = grant.state(now)
             if state not in ("connecting", "active"):
                 continue

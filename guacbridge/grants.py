@@ -13,6 +13,8 @@ import secrets
 import uuid
 from typing import Any, Protocol
 
+from .audit import AuditStore
+
 
 def new_token() -> str:
     """A URL-safe token with 256 bits of entropy."""
@@ -95,8 +97,9 @@ class Duplicate(Exception):
     """A grant with this id exists already (a job delivered twice)."""
 
 
-class GrantStore(Protocol):
-    """Persistence of grants. Implementations: ``store.sqlite`` (default), later MySQL."""
+class GrantStore(AuditStore, Protocol):
+    """Persistence of grants, and of their audit trail. Implementations: ``store.sqlite``
+    (default) and ``store.mysql``."""
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
         """Store a new grant; Duplicate if its id is taken."""

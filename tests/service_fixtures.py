@@ -133,7 +133,9 @@ class TunnelClient:
         self.error: tuple[int, str] | None = None
 
     def send(self, text: str) -> None:
-        self.conn.write_message(text)
+        """Like a browser, a reply to a message read after the server closed is dropped."""
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            self.conn.write_message(text)
 
     async def next_message(self, timeout: float = 10) -> str:
         message = await asyncio.wait_for(self.conn.read_message(), timeout)
