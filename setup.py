@@ -52,6 +52,8 @@ setup(
         "jsonschema>=4.18",
         "ovirt-engine-sdk-python>=4.6",
         "prometheus_client>=0.17",
+        "cryptography>=41",
+        "requests>=2.31",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",

@@ -1,4 +1,4 @@
-"""The ``guacbridge`` command: serve, demo, console, probe.
+"""The ``guacbridge`` command: serve, demo, console, probe, sessions, rekey.
 
 Each subcommand is a thin shell over the same pieces the service uses; options become
 Settings overrides, so ``GUACBRIDGE_*`` and the TOML file work here too.
@@ -25,6 +25,10 @@ EXAMPLES = {
     "worker": "GUACBRIDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F guacbridge worker",
     "submit": "guacbridge submit --amqp-url amqp://127.0.0.1 --host 10.0.0.5 --port 5901"
               " --password-file pw.txt",
+    "sessions": "guacbridge sessions --url https://console.example.net --key-file ops.key"
+                " [--kill ID]",
+    "newkey": "guacbridge newkey            # prints k20260101ab12:<base64>; put it first",
+    "rekey": "GUACBRIDGE_SECRET_KEYS=k2:…,k1:… guacbridge rekey",
 }
 
 
@@ -111,6 +115,27 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply")
     sb.add_argument("--json", action="store_true", help="print the whole reply")
     sb.set_defaults(func=_submit)
+
+    se = command("sessions", "list the consoles in use now, on every instance (through the"
+                             " API); --kill ends one, --events shows one's audit trail")
+    se.add_argument("--url", help="the service's base URL (default: the configured public URL)")
+    se.add_argument("--key-file", help="file holding an API key ('-' = stdin; default: the"
+                    " first key of GUACBRIDGE_API_KEYS)")
+    what = se.add_mutually_exclusive_group()
+    what.add_argument("--kill", metavar="ID", help="close this console; its tunnel ends at once")
+    what.add_argument("--events", metavar="ID", help="print this console's events")
+    se.add_argument("--json", action="store_true", help="print the API's JSON reply")
+    se.set_defaults(func=_sessions)
+
+    nk = command("newkey", "print a new key for secret_keys or secret_key_file (the key"
+                           " that seals connection secrets in the grant store)")
+    nk.add_argument("--id", help="the key's id (default: k<date><4 hex>)")
+    nk.set_defaults(func=_newkey)
+
+    rk = command("rekey", "seal every stored console's secrets with the first configured key"
+                          " (after adding a new key first, before removing the old one)")
+    rk.add_argument("--data-dir", help="where the SQLite grant store lives (default ./var)")
+    rk.set_defaults(func=_rekey)
 
     pr = command("probe", "handshake with a target through guacd and report how it went")
     _target_options(pr)
@@ -244,7 +269,7 @@ def _initdb(args: argparse.Namespace) -> int:
     from .store.sql import StoreUnavailable
     settings = _settings(args)
     try:
-        store = open_grant_store(settings)        # SQLite creates its tables on opening
+        store = open_grant_store(settings, need_keys=False)   # SQLite makes its tables
         if isinstance(store, MysqlGrantStore):
             store.create_tables()
         print(f"guacbridge tables ready in {getattr(store, 'url', None) or store.path}")
@@ -258,6 +283,96 @@ def _initdb(args: argparse.Namespace) -> int:
             print(f"Guacamole schema created in {guacamole.url}")
     except (StoreUnavailable, SinkRefused) as e:
         print(f"guacbridge: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    import requests
+    settings = config.load(path=args.config)
+    base = (args.url or settings.base_url).rstrip("/")
+    if args.key_file:
+        key = (sys.stdin.read() if args.key_file == "-" else
+               pathlib.Path(args.key_file).read_text()).strip()
+    else:
+        key = next((k for k in settings.api_keys.values() if isinstance(k, str)), "")
+    if not key:
+        print("guacbridge sessions: give --key-file, or configure GUACBRIDGE_API_KEYS",
+              file=sys.stderr)
+        return 2
+    if args.kill:
+        method, path = "DELETE", f"/api/v1/consoles/{args.kill}"
+    elif args.events:
+        method, path = "GET", f"/api/v1/consoles/{args.events}/events"
+    else:
+        method, path = "GET", "/api/v1/sessions"
+    try:
+        r = requests.request(method, base + path, timeout=30,
+                             headers={"Authorization": f"Bearer {key}"})
+        body = r.json()
+    except (requests.RequestException, ValueError) as e:
+        print(f"guacbridge sessions: {base} did not answer: {type(e).__name__}",
+              file=sys.stderr)
+        return 1
+    if not body.get("result"):
+        print(f"guacbridge sessions: {r.status_code}: {body.get('details')}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, indent=2))
+    elif args.kill:
+        print(f"{body['id']} {body['state']}: {body['close_reason']}")
+    elif args.events:
+        for e in body["events"]:
+            facts = " ".join(f"{k}={v}" for k, v in e["data"].items() if v is not None)
+            print(f"{e['at']}  {e['kind']:<15} {e['instance']:<24} {facts}")
+    else:
+        print(_sessions_table(body["sessions"]))
+    return 0
+
+
+def _sessions_table(sessions: list[dict[str, Any]]) -> str:
+    rows = [("ID", "STATE", "USER", "TARGET", "SINCE", "DEADLINE", "CLIENT", "INSTANCE",
+             "OUT/IN BYTES")]
+    for s in sessions:
+        t = s["tunnel"] or {}
+        target = s["target"]
+        rows.append((s["id"], s["state"] + (" (reconnecting)" if s["reconnecting"] else ""),
+                     s["user"] or "-", f"{target['protocol']}://{target.get('hostname', '?')}",
+                     s["started_at"] or "-", s["deadline"] or "-",
+                     t.get("client_address") or "-", t.get("instance") or "-",
+                     f"{t['bytes_to_browser']}/{t['bytes_from_browser']}" if t else "-"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines + [f"{len(sessions)} console(s) in use"])
+
+
+def _newkey(args: argparse.Namespace) -> int:
+    from .keyring import new_key, parse_key
+    try:
+        line = new_key(args.id)
+        parse_key(line)
+    except ValueError as e:
+        print(f"guacbridge newkey: {e}", file=sys.stderr)
+        return 2
+    print(line)
+    return 0
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    from .store import open_grant_store
+    from .store.sql import StoreUnavailable
+    settings = _settings(args)
+    store = open_grant_store(settings)
+    try:
+        resealed, current, failed = store.rekey()
+    except StoreUnavailable as e:
+        print(f"guacbridge rekey: {e}", file=sys.stderr)
+        return 1
+    key = store.keys.current.id                        # type: ignore[attr-defined]
+    print(f"sealed {resealed} console(s) with key {key}; {current} already were")
+    if failed:
+        print(f"guacbridge rekey: {len(failed)} console(s) open with no configured key, left"
+              f" as they are: {', '.join(failed[:20])}", file=sys.stderr)
         return 1
     return 0
 

@@ -10,10 +10,13 @@ import dataclasses
 import ipaddress
 import os
 import pathlib
+import socket
 import tomllib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from .keyring import SecretKey, parse_key
 
 
 class ConfigError(ValueError):
@@ -70,6 +73,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     drain_seconds: float = 10.0
     reuse_port: bool = False
+    # Secrets at rest and audit (issue 7, items 4 and 5): the keys that seal connection
+    # secrets in the grant store (the first seals; none and SQLite: a key file made in
+    # data_dir), this instance's name in events and sessions, and how long closed consoles
+    # and their events are kept.
+    secret_keys: tuple[SecretKey, ...] = ()
+    secret_key_file: pathlib.Path | None = None
+    instance: str = ""
+    audit_retention: int = 30 * 86400
 
     @property
     def base_url(self) -> str:
@@ -85,6 +96,11 @@ class Settings:
     @property
     def sqlite_path(self) -> pathlib.Path:
         return self.data_dir / "guacbridge.sqlite3"
+
+    @property
+    def instance_name(self) -> str:
+        """Who holds a tunnel, in events and sessions: the host name and listen port."""
+        return self.instance or f"{socket.gethostname()}:{self.listen[1]}"
 
 
 ENV = {
@@ -104,6 +120,9 @@ ENV = {
     "GUACBRIDGE_TRUSTED_PROXIES": "trusted_proxies",
     "GUACBRIDGE_DRAIN_SECONDS": "drain_seconds",
     "GUACBRIDGE_REUSE_PORT": "reuse_port",
+    "GUACBRIDGE_SECRET_KEYS": "secret_keys",
+    "GUACBRIDGE_SECRET_KEY_FILE": "secret_key_file",
+    "GUACBRIDGE_INSTANCE": "instance",
 }
 
 
@@ -136,7 +155,7 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
     for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy"):
+    for section in ("guacamole", "broker", "legacy", "audit"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
@@ -307,4 +326,9 @@ _PARSERS = {
     "trusted_proxies": _hosts,
     "drain_seconds": _seconds_or_zero,
     "reuse_port": _bool,
+    "secret_keys": lambda v: tuple(parse_key(k) for k in
+                                   (v.split(",") if isinstance(v, str) else v) if k.strip()),
+    "secret_key_file": lambda v: pathlib.Path(v) if str(v).strip() else None,
+    "instance": lambda v: str(v).strip()[:64],
+    "audit_retention": _positive,
 }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,10 +16,13 @@ from urllib.parse import urlsplit
 
 from . import grants, logs
 from .agents import Agent, AgentError
+from .audit import Audit, Client, LiveTunnel
+from .audit import iso as _iso
 from .config import Settings
 from .errors import StatusError
 from .grants import Grant, GrantStore, Refused
 from .guacd_pool import GuacdPool
+from .keyring import SecretsError
 from .metrics import Metrics
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
@@ -47,6 +49,7 @@ class Consoles:
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.audit = Audit(store, settings.instance_name, clock)
         self.metrics = Metrics()
         self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
         self.add_listener(self.metrics.on_event)
@@ -122,6 +125,9 @@ class Consoles:
             grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
                                                         f" console")
         self._emit("opened", grant)
+        await self.record_event(grant.id, "created", owner=owner, user=user, sink=sink,
+                                protocol=grant.target.protocol,
+                                hostname=grant.target.params.get("hostname"))
         if sink == "guacamole":
             log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,
                      grant.target.protocol, owner)
@@ -137,6 +143,11 @@ class Consoles:
                                                         grants.hash_token(token)):
             return self.reply(grant, token=token, extra=None)
         return self.reply(grant)
+
+    async def record_event(self, console_id: str, kind: str, **data: Any) -> None:
+        """Add to the console's audit trail (``GET /api/v1/consoles/{id}/events``): a kind and
+        plain facts, never a token or password (such keys raise ValueError)."""
+        await self.audit.record(console_id, kind, **data)
 
     def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Called with ("opened" | "extended" | "closed", a reply body without secrets)."""
@@ -174,11 +185,15 @@ class Consoles:
         return dataclasses.replace(grant, sink_ref=str(connection_id), sink_state="ready")
 
     async def _store(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A store call off the event loop; a database that is down is a 503, not a crash."""
+        """A store call off the event loop; a database that is down is a 503, not a crash,
+        and secrets that no configured key opens are a 500 saying which key."""
         try:
             return await asyncio.to_thread(method, *args, **kwargs)
         except StoreUnavailable as e:
             raise ConsoleError(503, str(e)) from None
+        except SecretsError as e:
+            log.error("%s", e)
+            raise ConsoleError(500, str(e)) from None
 
     async def get(self, console_id: str) -> dict[str, Any]:
         return self.reply(await self._grant(console_id))
@@ -203,6 +218,8 @@ class Consoles:
                                               deadline=deadline)
         log.info("console %s extended by %d s", console_id, seconds)
         self._emit("extended", updated or grant)
+        await self.record_event(console_id, "extended", seconds=seconds,
+                                deadline=_iso((updated or grant).deadline))
         return self.reply(updated or grant)
 
     async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
@@ -214,6 +231,7 @@ class Consoles:
         log.info("console %s closed: %s", console_id, reason)
         if grant.closed_at == now:      # this call closed it, not an earlier one
             self._emit("closed", grant)
+            await self.record_event(console_id, "closed", reason=reason)
         if grant.sink == "guacamole":
             await self.clean_sinks()
             grant = await self._store(self.store.get, console_id)
@@ -234,17 +252,21 @@ class Consoles:
 
     # -- sessions (the tunnel) -----------------------------------------------------------
 
-    async def start_session(self, token: str, extra: str | None, tunnel_id: str) -> Grant:
+    async def start_session(self, token: str, extra: str | None, tunnel_id: str,
+                            client: Client | None = None) -> Grant:
         """A tunnel consumes a one-time token; Refused says why not, in words fit for the
         browser. Such a console has no reconnect secret: it ends with its tunnel."""
         if not token:
             raise Refused("no console token was given")
-        return await self._store(
+        grant = await self._store(
             self.store.consume, grants.hash_token(token),
             grants.hash_token(extra) if extra else None, self.clock(), tunnel_id=tunnel_id)
+        await self.record_event(grant.id, "consumed", by="tunnel", tunnel_id=tunnel_id,
+                                **(client or Client()).fields())
+        return grant
 
-    async def open_page_session(self, console_id: str, token: Any,
-                                extra: Any) -> tuple[Grant, str]:
+    async def open_page_session(self, console_id: str, token: Any, extra: Any,
+                                client: Client | None = None) -> tuple[Grant, str]:
         """The console page trades the one-time token for a reconnect secret, which lets its
         tunnels come back after a network drop while the console lives."""
         if not isinstance(token, str) or not token:
@@ -264,6 +286,8 @@ class Consoles:
                                     self.clock())
             raise ConsoleError(403, "this token does not belong to this console")
         log.info("console %s: page session started", grant.id)
+        await self.record_event(grant.id, "consumed", by="page",
+                                **(client or Client()).fields())
         return grant, secret
 
     async def resume_session(self, console_id: str, secret: str, tunnel_id: str) -> Grant:
@@ -282,8 +306,12 @@ class Consoles:
             raise ConsoleError(403, "this page's console session is not valid")
         return grant
 
-    async def end_tunnel(self, grant: Grant, tunnel_id: str, reason: str) -> None:
+    async def end_tunnel(self, grant: Grant, tunnel_id: str, reason: str, *,
+                         bytes_out: int = 0, bytes_in: int = 0,
+                         seconds: float | None = None) -> None:
         """A tunnel closed: a page console waits for a reconnect; any other one ends."""
+        await self.audit.tunnel_ended(grant.id, tunnel_id, reason, bytes_out, bytes_in,
+                                      seconds)
         if grant.has_session:
             await self._store(self.store.tunnel_ended, grant.id, tunnel_id, self.clock())
             log.info("console %s: tunnel ended (%s); reconnect possible for %d s", grant.id,
@@ -291,11 +319,17 @@ class Consoles:
         else:
             await self.end_session(grant.id, reason)
 
-    def attach(self, console_id: str, stop: Stopper) -> Callable[[], None]:
-        """Register a live tunnel so that close(), the sweeper and a reconnect can end it."""
+    def attach(self, console_id: str, stop: Stopper,
+               tunnel: LiveTunnel | None = None) -> Callable[[], None]:
+        """Register a live tunnel so that close() on any instance, the sweeper and a
+        reconnect can end it; with *tunnel*, it is listed in sessions and audited."""
         self._live.setdefault(console_id, set()).add(stop)
+        if tunnel is not None:
+            self.audit.tunnel_started(tunnel, self._stop_live, self._live)
 
         def detach() -> None:
+            if tunnel is not None:
+                self.audit.tunnels.pop(tunnel.tunnel_id, None)
             stoppers = self._live.get(console_id)
             if stoppers is not None:
                 stoppers.discard(stop)
@@ -309,6 +343,7 @@ class Consoles:
         if grant is not None and grant.closed_at == now:
             log.info("console %s ended: %s", console_id, reason)
             self._emit("closed", grant)
+            await self.record_event(console_id, "closed", reason=reason)
 
     async def console_up(self, console_id: str) -> None:
         """The tunnel saw the first frame without an error."""
@@ -327,15 +362,59 @@ class Consoles:
             log.info("console %s closed: %s", console_id, reason)
             if self._listeners:
                 self._emit("closed", await self._grant(console_id))
+            await self.record_event(console_id, "closed", reason=reason)
         await self.clean_sinks()
 
-    async def sweep_forever(self, interval: float = 5.0) -> None:
+    async def sweep_forever(self, interval: float = 5.0, purge_every: int = 60) -> None:
+        """Sweep every *interval* seconds; every *purge_every* passes, forget consoles
+        closed longer than ``audit_retention`` ago."""
+        passes = 0
         while True:
             try:
                 await self.sweep()
+                if passes % purge_every == 0:
+                    await self.purge()
             except Exception:
                 log.exception("expiry sweep failed; retrying")
+            passes += 1
             await asyncio.sleep(interval)
+
+    async def purge(self) -> int:
+        """Delete consoles (and their events) closed more than audit_retention ago."""
+        purged = await self._store(self.store.purge,
+                                   self.clock() - self.settings.audit_retention)
+        if purged:
+            log.info("purged %d console(s) closed over %d s ago, with their events", purged,
+                     self.settings.audit_retention)
+        return purged
+
+    async def events(self, console_id: str) -> dict[str, Any]:
+        """The console's audit trail, oldest first."""
+        await self._grant(console_id)
+        try:
+            events = await self.audit.events(console_id)
+        except StoreUnavailable as e:
+            raise ConsoleError(503, str(e)) from None
+        return {"result": True, "details": None, "id": console_id, "events": events}
+
+    async def sessions(self) -> dict[str, Any]:
+        """The consoles in use now (connecting or active), with their tunnel: where it
+        lives, who is at the other end, bytes so far."""
+        now = self.clock()
+        listed = []
+        for grant, tunnel in await self._store(self.store.sessions):
+            state = grant.state(now)
+            if state not in ("connecting", "active"):
+                continue
+            listed.append({
+                "id": grant.id, "state": state, "sink": grant.sink, "owner": grant.owner,
+                "user": grant.user, "target": grant.target.public(),
+                "started_at": _iso(grant.consumed_at), "up_at": _iso(grant.up_at),
+                "deadline": _iso(grant.deadline), "max_deadline": _iso(grant.hard_deadline),
+                "reconnecting": grant.has_session and grant.live_tunnel is None,
+                "tunnel": self.audit.tunnel_view(tunnel)})
+        return {"result": True, "details": None, "instance": self.audit.instance,
+                "sessions": listed}
 
     def stop_all(self, reason: str) -> None:
         for console_id in list(self._live):
@@ -404,10 +483,3 @@ def _seconds(request: Mapping, name: str, default: int, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
         raise ConsoleError(400, f"{name} must be a whole number of seconds from 1 to {limit}")
     return value
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
-        timespec="seconds").replace("+00:00", "Z")

@@ -13,6 +13,8 @@ import secrets
 import uuid
 from typing import Any, Protocol
 
+from .audit import AuditStore
+
 
 def new_token() -> str:
     """A URL-safe token with 256 bits of entropy."""
@@ -29,7 +31,8 @@ def new_id() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """Where guacd connects: a protocol and its guacd parameters (secrets included)."""
+    """Where guacd connects: a protocol and its guacd parameters (secrets included; the
+    stores keep them sealed, see ``keyring.py``)."""
     protocol: str
     params: dict[str, str]
 
@@ -94,8 +97,9 @@ class Duplicate(Exception):
     """A grant with this id exists already (a job delivered twice)."""
 
 
-class GrantStore(Protocol):
-    """Persistence of grants. Implementations: ``store.sqlite`` (default), later MySQL."""
+class GrantStore(AuditStore, Protocol):
+    """Persistence of grants, and of their audit trail. Implementations: ``store.sqlite``
+    (default) and ``store.mysql``."""
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
         """Store a new grant; Duplicate if its id is taken."""
@@ -141,6 +145,10 @@ class GrantStore(Protocol):
     def sinks_to_clean(self, now: float, stale: float) -> list[Grant]:
         """Guacamole-sink grants whose connection must go: closed ones not yet cleaned, and
         ones stuck provisioning for *stale* seconds (a crash mid-way)."""
+
+    def rekey(self) -> tuple[int, int, list[str]]:
+        """Reseal every grant's params with the key ring's first key: (resealed, already
+        current, ids no configured key opens)."""
 
     def expire(self, now: float, window: float) -> list[tuple[str, str]]:
         """Close every grant past use_by (unused), past its deadline, or with no tunnel for

@@ -33,3 +33,29 @@ CREATE TABLE IF NOT EXISTS job_reply (
     replied_at  DOUBLE NOT NULL,
     PRIMARY KEY (job_id, message_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- What happened to each console (audit): created, consumed, extended, closed, tunnel_started,
+-- tunnel_ended and kinds other features add. data is a JSON object, never a token or password.
+CREATE TABLE IF NOT EXISTS console_event (
+    id          BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    console_id  CHAR(36) NOT NULL,
+    at          DOUBLE NOT NULL,
+    kind        VARCHAR(32) NOT NULL,
+    instance    VARCHAR(64) NOT NULL,         -- the instance that wrote it
+    data        TEXT NOT NULL,
+    KEY console_event_console (console_id, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Live tunnels as their instance last reported them (GET /api/v1/sessions).
+CREATE TABLE IF NOT EXISTS console_tunnel (
+    tunnel_id       CHAR(36) NOT NULL PRIMARY KEY,
+    console_id      CHAR(36) NOT NULL,
+    instance        VARCHAR(64) NOT NULL,
+    client_address  VARCHAR(64),
+    user_agent      VARCHAR(512),
+    started_at      DOUBLE NOT NULL,
+    bytes_out       BIGINT NOT NULL,              -- to the browser
+    bytes_in        BIGINT NOT NULL,              -- from the browser
+    seen_at         DOUBLE NOT NULL,              -- when the counts were reported
+    KEY console_tunnel_console (console_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -33,3 +33,29 @@ CREATE TABLE IF NOT EXISTS job_reply (
     replied_at  REAL NOT NULL,
     PRIMARY KEY (job_id, message_id)
 );
+
+-- What happened to each console (audit): created, consumed, extended, closed, tunnel_started,
+-- tunnel_ended and kinds other features add. data is a JSON object, never a token or password.
+CREATE TABLE IF NOT EXISTS console_event (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    console_id  TEXT NOT NULL,
+    at          REAL NOT NULL,
+    kind        TEXT NOT NULL,
+    instance    TEXT NOT NULL,            -- the instance that wrote it
+    data        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS console_event_console ON console_event (console_id, id);
+
+-- Live tunnels as their instance last reported them (GET /api/v1/sessions).
+CREATE TABLE IF NOT EXISTS console_tunnel (
+    tunnel_id       TEXT PRIMARY KEY,
+    console_id      TEXT NOT NULL,
+    instance        TEXT NOT NULL,
+    client_address  TEXT,
+    user_agent      TEXT,
+    started_at      REAL NOT NULL,
+    bytes_out       INTEGER NOT NULL,     -- to the browser
+    bytes_in        INTEGER NOT NULL,     -- from the browser
+    seen_at         REAL NOT NULL         -- when the counts were reported
+);
+CREATE INDEX IF NOT EXISTS console_tunnel_console ON console_tunnel (console_id);

@@ -13,7 +13,11 @@ import pymysql
 import pytest
 
 from guacbridge.demo import free_port
+from guacbridge.keyring import KeyRing, new_key, parse_key
 from parts import require
+
+# The key ring that MySQL grant stores in tests seal connection secrets with.
+TEST_KEYS = KeyRing([parse_key(new_key("test"))], "tests")
 
 
 class MariaDB:

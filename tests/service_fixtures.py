@@ -108,6 +108,24 @@ def service(guacd, tmp_path_factory):
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def twin_services(guacd, mariadb, tmp_path_factory):
+    """Two instances sharing one MariaDB grant store (and its key), as behind a balancer."""
+    from guacbridge.keyring import new_key
+    from guacbridge.store.mysql import MysqlGrantStore
+    url = mariadb.create_database(f"gb_{secrets.token_hex(4)}")
+    MysqlGrantStore(url).create_tables()
+    env = {"GUACBRIDGE_MYSQL_URL": url, "GUACBRIDGE_SECRET_KEYS": new_key("shared")}
+    workdir = tmp_path_factory.mktemp("twins")
+    a = start_service(workdir / "a", f"{guacd.host}:{guacd.port}", GUACBRIDGE_INSTANCE="a",
+                      **env)
+    b = start_service(workdir / "b", f"{guacd.host}:{guacd.port}", GUACBRIDGE_INSTANCE="b",
+                      **env)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
 @pytest.fixture(scope="session")
 def service_without_guacd(tmp_path_factory):
     s = start_service(tmp_path_factory.mktemp("service-no-guacd"), f"127.0.0.1:{free_port()}")
@@ -147,7 +165,9 @@ class TunnelClient:
         self.error: tuple[int, str] | None = None
 
     def send(self, text: str) -> None:
-        self.conn.write_message(text)
+        """Like a browser, a reply to a message read after the server closed is dropped."""
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            self.conn.write_message(text)
 
     async def next_message(self, timeout: float = 10) -> str:
         message = await asyncio.wait_for(self.conn.read_message(), timeout)
@@ -203,7 +223,7 @@ def tunnel():
     _default = object()
 
     @contextlib.asynccontextmanager
-    async def open_tunnel(reply: dict, extra=_default, ssl_options=None, **query):
+    async def open_tunnel(reply: dict, extra=_default, ssl_options=None, headers=None, **query):
         ws = reply["websocket"]
         # A page's reconnect secret (query console=…, session=…) replaces the token.
         params = {} if "session" in query else {"token": ws["token"]}
@@ -214,9 +234,8 @@ def tunnel():
             params["extra"] = extra
         scheme = "wss" if ws["secure"] else "ws"
         url = f"{scheme}://{ws['host']}:{ws['port']}{ws['path']}?{urlencode(params)}"
-        conn = await tornado.websocket.websocket_connect(
-            tornado.httpclient.HTTPRequest(url, ssl_options=ssl_options),
-            subprotocols=["guacamole"])
+        request = tornado.httpclient.HTTPRequest(url, headers=headers or {}, ssl_options=ssl_options)
+        conn = await tornado.websocket.websocket_connect(request, subprotocols=["guacamole"])
         try:
             yield TunnelClient(conn)
         finally:

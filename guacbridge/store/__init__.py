@@ -2,18 +2,44 @@
 ``guacbridge.grants.GrantStore``, and the guacamole sink's writer."""
 from __future__ import annotations
 
-from ..config import Settings
+from .. import keyring
+from ..config import ConfigError, Settings
 from ..grants import GrantStore
 from .guacamole_db import GuacamoleDb, GuacamoleOptions
 
 
-def open_grant_store(settings: Settings) -> GrantStore:
-    """The grant store the settings ask for."""
+def open_grant_store(settings: Settings, need_keys: bool = True) -> GrantStore:
+    """The grant store the settings ask for, with its secret key ring (``initdb`` alone
+    may go without: it only creates tables)."""
+    keys = key_ring(settings) if need_keys else None
     if settings.mysql_url:
         from .mysql import MysqlGrantStore
-        return MysqlGrantStore(settings.mysql_url)
+        return MysqlGrantStore(settings.mysql_url, keys)
     from .sqlite import SqliteGrantStore
-    return SqliteGrantStore(settings.sqlite_path)
+    return SqliteGrantStore(settings.sqlite_path, keys)
+
+
+def key_ring(settings: Settings) -> keyring.KeyRing:
+    """The configured keys (``secret_keys`` first, then ``secret_key_file``'s). With
+    neither, a single SQLite instance makes its own key file in data_dir; instances sharing
+    MySQL must share their keys, so there they must be configured."""
+    keys = list(settings.secret_keys)
+    sources = ["secret_keys"] if keys else []
+    try:
+        if settings.secret_key_file is not None:
+            keys += keyring.read_key_file(settings.secret_key_file)
+            sources.append(str(settings.secret_key_file))
+        if keys:
+            return keyring.KeyRing(keys, " + ".join(sources))
+        if settings.mysql_url:
+            raise ConfigError(
+                "the MySQL grant store is shared by instances, so they must share the key"
+                " that seals connection secrets: set secret_keys (GUACBRIDGE_SECRET_KEYS) or"
+                " secret_key_file (GUACBRIDGE_SECRET_KEY_FILE) to the same key on every"
+                " instance; `guacbridge newkey` makes one")
+        return keyring.load_or_create(settings.data_dir / keyring.KEY_FILE_NAME)
+    except keyring.SecretsError as e:
+        raise ConfigError(str(e)) from None
 
 
 def open_guacamole_db(settings: Settings) -> GuacamoleDb | None:

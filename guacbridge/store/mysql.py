@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 
 from .. import resources
+from ..keyring import KeyRing
 from .sql import SqlGrantStore, StoreUnavailable
 
 
@@ -61,6 +62,15 @@ class _Connection:
             raise StoreUnavailable(f"the database connection failed ({e.args[0]})") from None
         return cursor
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        """One multi-row statement for an INSERT (pymysql batches its VALUES)."""
+        cursor = self.conn.cursor()
+        try:
+            cursor.executemany(sql.replace("?", "%s"), [tuple(r) for r in rows])
+        except pymysql.err.OperationalError as e:
+            raise StoreUnavailable(f"the database connection failed ({e.args[0]})") from None
+        return cursor
+
 
 def run_script(conn: pymysql.connections.Connection, script: str) -> None:
     """Run a file of ``;``-separated statements (our DDL has no ``;`` or ``--`` inside a
@@ -77,9 +87,14 @@ class MysqlGrantStore(SqlGrantStore):
     BEGIN = "START TRANSACTION"
     FOR_UPDATE = " FOR UPDATE SKIP LOCKED"   # sweepers on several instances share the work
     INTEGRITY_ERROR = pymysql.err.IntegrityError
+    UPSERT_TUNNEL = (" ON DUPLICATE KEY UPDATE bytes_out = VALUES(bytes_out),"
+                     " bytes_in = VALUES(bytes_in), seen_at = VALUES(seen_at)")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keys: KeyRing | None = None) -> None:
+        """*keys* must be the same on every instance; without them only create_tables()
+        works (what ``guacbridge initdb`` needs)."""
         self.url = MysqlUrl.parse(url)
+        self.keys = keys
 
     def create_tables(self) -> None:
         conn = self.url.connect()

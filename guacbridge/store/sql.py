@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..grants import Duplicate, Grant, Refused, Target
+from ..keyring import KeyRing, SecretsError
 
 
 class StoreUnavailable(Exception):
@@ -29,6 +30,10 @@ class SqlGrantStore:
     INTEGRITY_ERROR: type[Exception] = Exception   # the driver's duplicate-key error
     BEGIN = "BEGIN"
     FOR_UPDATE = ""
+    keys: KeyRing | None = None    # seals each grant's params (keyring.py)
+    # Insert a live tunnel's row or update its counts (SQLite; MySQL has its own spelling).
+    UPSERT_TUNNEL = (" ON CONFLICT (tunnel_id) DO UPDATE SET bytes_out = excluded.bytes_out,"
+                     " bytes_in = excluded.bytes_in, seen_at = excluded.seen_at")
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
@@ -43,12 +48,13 @@ class SqlGrantStore:
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
                 " sink, sink_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (grant.id, token_hash, extra_hash, grant.target.protocol,
-                 json.dumps(grant.target.params), grant.owner, grant.user, grant.created_at,
+                 self._ring().seal(grant.id, grant.target.params), grant.owner, grant.user, grant.created_at,
                  grant.use_by, grant.duration, grant.max_duration, grant.consumed_at,
                  grant.deadline, grant.sink, grant.sink_state))
 
     def delete(self, grant_id: str) -> None:
         with self._db() as db:
+            db.execute("DELETE FROM console_event WHERE console_id = ?", (grant_id,))
             db.execute("DELETE FROM console_grant WHERE id = ?", (grant_id,))
 
     def rotate_token(self, grant_id: str, token_hash: str) -> bool:
@@ -71,7 +77,7 @@ class SqlGrantStore:
                              " FROM console_grant WHERE token_hash = ?",
                              (extra_hash, token_hash)).fetchone()
         if cur.rowcount == 1 and row is not None:
-            return _grant(row[:-1])
+            return self._grant(row[:-1])
         raise Refused(_why_refused(row, now))
 
     def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
@@ -97,7 +103,7 @@ class SqlGrantStore:
         with self._db() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?"
                              " AND session_hash = ?", (grant_id, session_hash)).fetchone()
-        return _grant(row) if row else None
+        return self._grant(row) if row else None
 
     def tunnel_ended(self, grant_id: str, tunnel_id: str, now: float) -> None:
         with self._db() as db:
@@ -108,7 +114,7 @@ class SqlGrantStore:
         with self._db() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?",
                              (grant_id,)).fetchone()
-        return _grant(row) if row else None
+        return self._grant(row) if row else None
 
     def set_deadline(self, grant_id: str, *, deadline: float | None = None,
                      duration: int | None = None) -> Grant | None:
@@ -123,6 +129,113 @@ class SqlGrantStore:
             db.execute("UPDATE console_grant SET closed_at = ?, close_reason = ?"
                        " WHERE id = ? AND closed_at IS NULL", (now, reason, grant_id))
         return self.get(grant_id)
+
+    def _ring(self) -> KeyRing:
+        if self.keys is None:
+            raise SecretsError("this grant store has no secret keys: set secret_keys or"
+                               " secret_key_file")
+        return self.keys
+
+    def _grant(self, row: tuple) -> Grant:
+        return _grant(row, self._ring().open)
+
+    def rekey(self, batch: int = 200) -> tuple[int, int, list[str]]:
+        """Seal every stored grant's params with the current key (rows sealed with an older
+        key, or unsealed ones from before); returns (resealed, already current, ids that no
+        configured key opens). Safe beside running instances: a row is rewritten only if it
+        is still what was read."""
+        ring = self._ring()
+        resealed = current = 0
+        failed: list[str] = []
+        after = ""
+        while True:
+            with self._db() as db:
+                rows = db.execute("SELECT id, params FROM console_grant WHERE id > ?"
+                                  " ORDER BY id LIMIT ?", (after, batch)).fetchall()
+                for grant_id, blob in rows:
+                    if ring.sealed_with_current(blob):
+                        current += 1
+                        continue
+                    try:
+                        fresh = ring.seal(grant_id, ring.open(grant_id, blob))
+                    except SecretsError:
+                        failed.append(grant_id)
+                        continue
+                    resealed += db.execute("UPDATE console_grant SET params = ? WHERE id = ?"
+                                           " AND params = ?", (fresh, grant_id, blob)).rowcount
+            if len(rows) < batch:
+                return resealed, current, failed
+            after = rows[-1][0]
+
+    # -- audit (audit.AuditStore) -------------------------------------------------------
+
+    def add_event(self, console_id: str, at: float, kind: str, instance: str,
+                  data: str) -> None:
+        with self._db() as db:
+            db.execute("INSERT INTO console_event (console_id, at, kind, instance, data)"
+                       " VALUES (?,?,?,?,?)", (console_id, at, kind, instance, data))
+
+    def events(self, console_id: str) -> list[tuple[float, str, str, str]]:
+        with self._db() as db:
+            return [tuple(r) for r in db.execute(
+                "SELECT at, kind, instance, data FROM console_event WHERE console_id = ?"
+                " ORDER BY id", (console_id,)).fetchall()]
+
+    def closed_since(self, since: float) -> list[tuple[str, str | None]]:
+        with self._db() as db:
+            return [tuple(r) for r in db.execute(
+                "SELECT id, close_reason FROM console_grant WHERE closed_at >= ?",
+                (since,)).fetchall()]
+
+    def report_tunnels(self, rows: list[tuple]) -> None:
+        with self._db() as db:
+            db.executemany(
+                "INSERT INTO console_tunnel (tunnel_id, console_id, instance, client_address,"
+                " user_agent, started_at, bytes_out, bytes_in, seen_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?)" + self.UPSERT_TUNNEL, rows)
+
+    def tunnel_gone(self, tunnel_id: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM console_tunnel WHERE tunnel_id = ?", (tunnel_id,))
+
+    def sessions(self) -> list[tuple[Grant, tuple | None]]:
+        with self._db() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS}, t.tunnel_id, t.instance, t.client_address, t.user_agent,"
+                " t.started_at, t.bytes_out, t.bytes_in, t.seen_at FROM console_grant"
+                " LEFT JOIN console_tunnel t ON t.tunnel_id = console_grant.live_tunnel"
+                " WHERE closed_at IS NULL AND consumed_at IS NOT NULL"
+                " ORDER BY consumed_at").fetchall()
+        width = len(_COLUMNS.split(","))
+        return [(self._listed(r[:width]), tuple(r[width:])) for r in rows]
+
+    def _listed(self, row: tuple) -> Grant:
+        """A grant for a list: one whose secrets do not open is shown without its target."""
+        try:
+            return self._grant(row)
+        except SecretsError:
+            return _grant(row)
+
+    def purge(self, before: float, batch: int = 500) -> int:
+        """Delete consoles closed before *before* (a guacamole-sink one only once its
+        connection is gone), with their events and tunnel rows; and tunnel rows no instance
+        has reported since then (an instance that died)."""
+        purged = 0
+        with self._db() as db:
+            db.execute("DELETE FROM console_tunnel WHERE seen_at < ?", (before,))
+            while True:
+                ids = [r[0] for r in db.execute(
+                    "SELECT id FROM console_grant WHERE closed_at < ? AND (sink = 'direct'"
+                    " OR sink_state = 'removed' OR sink_state IS NULL) LIMIT ?",
+                    (before, batch)).fetchall()]
+                if not ids:
+                    return purged
+                marks = ",".join("?" * len(ids))
+                for table, column in (("console_event", "console_id"),
+                                      ("console_tunnel", "console_id"),
+                                      ("console_grant", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
+                purged += len(ids)
 
     def replied(self, job_id: str, message_id: str) -> bool:
         with self._db() as db:
@@ -151,7 +264,7 @@ class SqlGrantStore:
                 " ((closed_at IS NOT NULL AND sink_state IN ('provisioning', 'ready'))"
                 "  OR (sink_state = 'provisioning' AND created_at <= ?))",
                 (now - stale,)).fetchall()
-        return [_grant(r) for r in rows]
+        return [self._grant(r) for r in rows]
 
     def expire(self, now: float, window: float) -> list[tuple[str, str]]:
         with self._db() as db:
@@ -182,11 +295,13 @@ def _duplicate_as(error: type[Exception]) -> Iterator[None]:
         raise Duplicate(str(e)) from None
 
 
-def _grant(row: tuple) -> Grant:
+def _grant(row: tuple, open_params: Any = None) -> Grant:
+    """A row as a Grant; *open_params(id, blob)* unseals the params (without it: none)."""
     (gid, protocol, params, owner, user, created, use_by, duration, max_duration, has_extra,
      consumed, deadline, closed, reason, has_session, live_tunnel, idle_since, sink, sink_ref,
      sink_state, up_at) = row
-    return Grant(id=gid, target=Target(protocol, json.loads(params)), owner=owner, user=user,
+    params = open_params(gid, params) if open_params else {}
+    return Grant(id=gid, target=Target(protocol, params), owner=owner, user=user,
                  created_at=created, use_by=use_by, duration=duration,
                  max_duration=max_duration, has_extra=bool(has_extra), consumed_at=consumed,
                  deadline=deadline, closed_at=closed, close_reason=reason,

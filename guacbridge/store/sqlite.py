@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-from .. import resources
+from .. import keyring, resources
 from .sql import SqlGrantStore
 
 
@@ -15,9 +15,11 @@ class SqliteGrantStore(SqlGrantStore):
     BEGIN = "BEGIN IMMEDIATE"     # take the write lock up front: sweepers don't deadlock
     INTEGRITY_ERROR = sqlite3.IntegrityError
 
-    def __init__(self, path: pathlib.Path) -> None:
+    def __init__(self, path: pathlib.Path, keys: keyring.KeyRing | None = None) -> None:
+        """Without *keys*: the key file beside the database, made at the first start."""
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.keys = keys or keyring.load_or_create(self.path.parent / keyring.KEY_FILE_NAME)
         # Two processes opening a new file at once (a serve and a worker) may find it locked
         # while the other switches it to WAL: wait for that, briefly.
         for attempt in range(50):
@@ -30,13 +32,14 @@ class SqliteGrantStore(SqlGrantStore):
                 if "locked" not in str(e) or attempt == 49:
                     raise
                 time.sleep(0.1)
-        self.path.chmod(0o600)   # it holds connection passwords
+        self.path.chmod(0o600)   # sealed secrets, but also who used which console
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA secure_delete=ON")   # what is overwritten or purged is gone
             yield db
         finally:
             db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import tornado.web
 
 from ..consoles import Consoles
-from . import api, legacy, page
+from . import api, legacy, page, sessions
 from .access import log_request
 from .drain import Drain
 from .tunnel import TunnelHandler
@@ -18,6 +18,8 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
             (r"/api/v1/consoles", api.ConsolesHandler, c),
             (r"/api/v1/consoles/([^/]+)", api.ConsoleHandler, c),
             (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
+            (r"/api/v1/consoles/([^/]+)/events", sessions.EventsHandler, c),
+            (r"/api/v1/sessions", sessions.SessionsHandler, c),
             (r"/healthz", api.HealthHandler, c),
             (r"/readyz", api.ReadyHandler, c),
             (r"/metrics", api.MetricsHandler, c),

@@ -7,6 +7,7 @@ from typing import Any
 import tornado.web
 
 from .. import resources
+from ..audit import Client
 from ..consoles import ConsoleError
 from ..grants import Grant
 from .access import RedactedLogging
@@ -63,8 +64,9 @@ class PageSessionHandler(PageApiHandler):
         body = self.json_body()
         if not isinstance(body, dict):
             raise ConsoleError(400, "the request body must be a JSON object")
-        grant, secret = await self.consoles.open_page_session(console_id, body.get("token"),
-                                                              body.get("extra"))
+        grant, secret = await self.consoles.open_page_session(
+            console_id, body.get("token"), body.get("extra"),
+            Client(self.request.remote_ip, self.request.headers.get("User-Agent")))
         self.send(self.status(grant, session=secret), 201)
 
     @answers

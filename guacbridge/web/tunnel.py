@@ -23,6 +23,7 @@ import uuid
 import tornado.websocket
 
 from .. import guacd, logs, parameters, protocol
+from ..audit import Client, LiveTunnel
 from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
@@ -95,12 +96,15 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             else:
                 grant = await self.consoles.start_session(arg("token", ""),
                                                           arg("extra", "") or None,
-                                                          self.tunnel_id)
+                                                          self.tunnel_id, self._client())
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
             return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
-        except ConsoleError as e:     # the grant store is down: worth a retry later
+        except ConsoleError as e:
             log.warning("tunnel not opened: %s", e.details)
+            if e.status != 503:       # e.g. its secrets do not open: the operator must act
+                return self.fail(guacd.SERVER_ERROR, "the console's connection details cannot"
+                                                     " be read; the service's log says why")
             return self.fail(guacd.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
                                                          " its database; try again shortly")
         self.grant = grant
@@ -122,7 +126,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return await self._record_end()
         self.conn = conn
         self.consoles.metrics.handshake.observe(conn.handshake_seconds)
-        detach = self.consoles.attach(grant.id, self.stop)
+        detach = self.consoles.attach(grant.id, self.stop, LiveTunnel(
+            self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
+            lambda: (self.bytes_out, self.bytes_in)))
         drain = self.application.settings.get("drain")
         undrain = drain.add(self) if drain is not None else lambda: None
         self.unregister = lambda: (detach(), undrain())
@@ -225,6 +231,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 return self.stop("time limit reached")
             await asyncio.sleep(min(grant.deadline - now, _RECHECK))
 
+    def _client(self) -> Client:
+        return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
+
     def stop(self, reason: str) -> None:
         """Called by the core (close, sweeper) and at the deadline."""
         self.fail(guacd.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
@@ -286,7 +295,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.consoles.metrics.tunnel_bytes.labels("to_browser").inc(self.bytes_out)
         self.consoles.metrics.tunnel_bytes.labels("to_guacd").inc(self.bytes_in)
         try:
-            await self.consoles.end_tunnel(grant, self.tunnel_id, reason)
+            await self.consoles.end_tunnel(grant, self.tunnel_id, reason,
+                                           bytes_out=self.bytes_out, bytes_in=self.bytes_in,
+                                           seconds=time.monotonic() - self.opened_at)
         except Exception:
             log.exception("console %s: could not record the tunnel's end", grant.id)
         log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",

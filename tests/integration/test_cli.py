@@ -106,7 +106,8 @@ def test_console_create_explains_a_bad_target(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["serve"], ["demo"], ["console", "create"], ["probe"],
-                                     ["initdb"], ["worker"], ["submit"]])
+                                     ["initdb"], ["worker"], ["submit"], ["newkey"],
+                                     ["rekey"]])
 def test_every_command_has_help_with_an_example(command):
     out = subprocess.run(GUACBRIDGE + command + ["--help"], capture_output=True, text=True,
                          timeout=30)

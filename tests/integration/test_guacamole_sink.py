@@ -8,6 +8,7 @@ import urllib.parse
 import uuid
 
 import pytest
+from db_fixtures import TEST_KEYS
 
 from guacbridge import config
 from guacbridge.agents import load_agents
@@ -45,7 +46,7 @@ def make_consoles(ours, theirs, clock=None, db_class=GuacamoleDb, **options):
     db = db_class(theirs, GuacamoleOptions(
         web_url=WEB, group=settings.guacamole_group, user_group=settings.guacamole_user_group,
         missing_user=settings.guacamole_missing_user, guacd=settings.guacd[0]))
-    return Consoles(settings, MysqlGrantStore(ours), load_agents(settings),
+    return Consoles(settings, MysqlGrantStore(ours, TEST_KEYS), load_agents(settings),
                     clock=clock or Clock(), guacamole=db)
 
 

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from db_fixtures import TEST_KEYS
 
 from guacbridge import config, grants
 from guacbridge.agents import load_agents
@@ -36,7 +37,7 @@ def issue(store, token):
 
 
 def test_two_instances_racing_for_one_token_exactly_one_wins(mysql_url):
-    one, two = MysqlGrantStore(mysql_url), MysqlGrantStore(mysql_url)
+    one, two = MysqlGrantStore(mysql_url, TEST_KEYS), MysqlGrantStore(mysql_url, TEST_KEYS)
     for round_ in range(40):
         token = f"token-{round_}"
         issue(one, token)
@@ -62,7 +63,7 @@ def test_two_instances_racing_for_one_token_exactly_one_wins(mysql_url):
 
 def test_the_core_runs_on_mysql_like_on_sqlite(mysql_url):
     settings = config.load(env={}, mysql_url=mysql_url)
-    consoles = Consoles(settings, MysqlGrantStore(mysql_url), load_agents(settings))
+    consoles = Consoles(settings, MysqlGrantStore(mysql_url, TEST_KEYS), load_agents(settings))
 
     async def scenario():
         reply = await consoles.open({"target": {"hostname": "10.0.0.5", "password": "pw"},
@@ -79,7 +80,7 @@ def test_the_core_runs_on_mysql_like_on_sqlite(mysql_url):
 
 
 def test_the_store_comes_back_after_a_database_restart(mariadb, mysql_url):
-    store = MysqlGrantStore(mysql_url)
+    store = MysqlGrantStore(mysql_url, TEST_KEYS)
     settings = config.load(env={}, mysql_url=mysql_url)
     consoles = Consoles(settings, store, load_agents(settings))
     before = issue(store, "before-restart")

@@ -1,0 +1,194 @@
+"""Audit: what happened to each console (events), and which tunnels live where (sessions).
+
+Events are rows of ``console_event``: a kind and a small JSON object, never a token, a
+password or any other guacd parameter. The core (``consoles.py``) writes ``created``,
+``consumed``, ``extended`` and ``closed``; the tunnel's start and end are ``tunnel_started``
+and ``tunnel_ended`` (with its bytes each way). Other features add their own kinds through
+:meth:`Audit.record`.
+
+Each instance also keeps one small loop while it holds live tunnels: twice a second it asks
+the store which consoles were closed lately (one query, whatever the number of tunnels), so
+that a ``DELETE`` answered by another instance ends the tunnel here at once; every few seconds
+it reports its tunnels' byte counts for ``GET /api/v1/sessions``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import json
+import logging
+import time
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+WATCH_EVERY = 0.5      # seconds between looks for consoles closed elsewhere
+LOOK_BACK = 10.0       # how far back each look reaches (clocks differ a little; past that
+                       # the tunnel's own 10 s recheck of its grant still ends it)
+REPORT_EVERY = 5.0     # seconds between reports of the live tunnels' byte counts
+PURGE_BATCH = 500
+# Keys an event may never carry: the data would be a secret.
+_SECRET_WORDS = ("token", "password", "passphrase", "private-key", "private_key", "secret",
+                 "extra")
+
+
+class AuditStore(Protocol):
+    """What the grant stores add for audit (``store/sql.py``)."""
+
+    def add_event(self, console_id: str, at: float, kind: str, instance: str,
+                  data: str) -> None: ...
+
+    def events(self, console_id: str) -> list[tuple[float, str, str, str]]:
+        """(at, kind, instance, JSON data), oldest first."""
+
+    def closed_since(self, since: float) -> list[tuple[str, str | None]]:
+        """(id, close reason) of the consoles closed at or after *since*."""
+
+    def report_tunnels(self, rows: list[tuple]) -> None:
+        """Insert or update live tunnels: (tunnel_id, console_id, instance, client_address,
+        user_agent, started_at, bytes_out, bytes_in, seen_at)."""
+
+    def tunnel_gone(self, tunnel_id: str) -> None: ...
+
+    def sessions(self) -> list[tuple[Any, tuple | None]]:
+        """Open, used consoles with their current tunnel's row (or None)."""
+
+    def purge(self, before: float, batch: int = PURGE_BATCH) -> int:
+        """Delete consoles closed before *before*, their events and tunnel rows; how many."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Client:
+    """Who is at the other end of a tunnel or page request."""
+    address: str | None = None
+    user_agent: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {"client_address": self.address,
+                "user_agent": (self.user_agent or "")[:512] or None}
+
+
+@dataclasses.dataclass
+class LiveTunnel:
+    """A tunnel this instance holds; *counts* gives (bytes to the browser, bytes from it)."""
+    tunnel_id: str
+    console_id: str
+    client: Client
+    started_at: float
+    counts: Callable[[], tuple[int, int]] = lambda: (0, 0)
+    reported: tuple[int, int] = (-1, -1)
+
+
+def check_data(data: dict[str, Any]) -> None:
+    """An event carrying something named like a secret is a bug: fail loudly."""
+    for key in data:
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise ValueError(f"an event may not carry {key!r}")
+
+
+class Audit:
+    def __init__(self, store: AuditStore, instance: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.instance = instance
+        self.clock = clock
+        self.tunnels: dict[str, LiveTunnel] = {}
+        self._watcher: asyncio.Task | None = None
+        self._pending: set[asyncio.Future] = set()   # writes in flight (kept from the GC)
+
+    async def record(self, console_id: str, kind: str, **data: Any) -> None:
+        """Write one event. A store that fails is logged, not raised: the console's own
+        operation has succeeded or failed by then and says so itself."""
+        check_data(data)
+        try:
+            await asyncio.to_thread(self.store.add_event, console_id, self.clock(), kind,
+                                    self.instance, json.dumps(data, default=str))
+        except Exception as e:
+            log.warning("console %s: event %s not recorded: %s", console_id, kind, e)
+
+    async def events(self, console_id: str) -> list[dict[str, Any]]:
+        rows = await asyncio.to_thread(self.store.events, console_id)
+        return [{"at": iso(at), "kind": kind, "instance": instance, "data": json.loads(data)}
+                for at, kind, instance, data in rows]
+
+    # -- live tunnels -----------------------------------------------------------------
+
+    def tunnel_started(self, tunnel: LiveTunnel, stop_closed: Callable[[str, str], None],
+                       live: Collection[str]) -> None:
+        """Register a tunnel, report it, and make sure the close watcher runs."""
+        self.tunnels[tunnel.tunnel_id] = tunnel
+        for write in (self._report([tunnel]),
+                      self.record(tunnel.console_id, "tunnel_started",
+                                  tunnel_id=tunnel.tunnel_id, **tunnel.client.fields())):
+            task = asyncio.ensure_future(write)
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch(stop_closed, live))
+
+    async def tunnel_ended(self, console_id: str, tunnel_id: str, reason: str,
+                           bytes_out: int, bytes_in: int, seconds: float | None) -> None:
+        self.tunnels.pop(tunnel_id, None)
+        await self.record(console_id, "tunnel_ended", tunnel_id=tunnel_id, reason=reason,
+                          bytes_to_browser=bytes_out, bytes_from_browser=bytes_in,
+                          seconds=None if seconds is None else round(seconds, 1))
+        try:
+            await asyncio.to_thread(self.store.tunnel_gone, tunnel_id)
+        except Exception as e:
+            log.warning("console %s: tunnel %s not unlisted: %s", console_id, tunnel_id, e)
+
+    async def _watch(self, stop_closed: Callable[[str, str], None],
+                     live: Collection[str]) -> None:
+        """While this instance holds tunnels: end those whose console was closed, by any
+        instance, and report byte counts now and then."""
+        reported = time.monotonic()
+        while live:
+            await asyncio.sleep(WATCH_EVERY)
+            try:
+                closed = await asyncio.to_thread(self.store.closed_since,
+                                                 self.clock() - LOOK_BACK)
+                for console_id, reason in closed:
+                    if console_id in live:
+                        stop_closed(console_id, reason or "closed")
+                if time.monotonic() - reported >= REPORT_EVERY:
+                    reported = time.monotonic()
+                    await self._report(list(self.tunnels.values()))
+            except Exception as e:
+                log.warning("looking for closed consoles failed (will retry): %s", e)
+
+    async def _report(self, tunnels: list[LiveTunnel]) -> None:
+        rows, now = [], self.clock()
+        for t in tunnels:
+            counts = t.counts()
+            if counts != t.reported:
+                t.reported = counts
+                rows.append((t.tunnel_id, t.console_id, self.instance, t.client.address,
+                             (t.client.user_agent or "")[:512] or None, t.started_at,
+                             counts[0], counts[1], now))
+        if rows:
+            try:
+                await asyncio.to_thread(self.store.report_tunnels, rows)
+            except Exception as e:
+                log.warning("reporting %d live tunnel(s) failed: %s", len(rows), e)
+
+    def tunnel_view(self, row: tuple | None) -> dict[str, Any] | None:
+        """A console_tunnel row for the sessions list; this instance's own are live."""
+        if row is None or row[0] is None:
+            return None
+        tunnel_id, instance, address, agent, started, out, in_, seen = row
+        local = self.tunnels.get(tunnel_id)
+        if local is not None:
+            (out, in_), seen = local.counts(), self.clock()
+        return {"id": tunnel_id, "instance": instance, "client_address": address,
+                "user_agent": agent, "since": iso(started), "bytes_to_browser": out,
+                "bytes_from_browser": in_, "counted_at": iso(seen)}
+
+
+def iso(ts: float | None) -> str | None:
+    """UNIX seconds as the API shows times: ISO 8601, UTC, whole seconds."""
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
+        timespec="seconds").replace("+00:00", "Z")

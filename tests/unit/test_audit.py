@@ -1,0 +1,119 @@
+"""Audit in the core, on the real SQLite store: events are written for what happens and never
+carry a secret, old consoles are purged with their events, and a console closed by another
+instance ends the tunnels held here."""
+import asyncio
+import json
+
+import pytest
+
+from guacbridge import audit, config
+from guacbridge.agents import load_agents
+from guacbridge.audit import Client, LiveTunnel
+from guacbridge.consoles import ConsoleError, Consoles
+from guacbridge.store.sqlite import SqliteGrantStore
+
+TARGET = {"agent": "static", "protocol": "ssh", "hostname": "10.0.0.5", "username": "root",
+          "password": "hunter22"}
+
+
+class Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path, clock, instance, **options):
+    settings = config.load(env={}, data_dir=str(tmp_path), instance=instance, **options)
+    return Consoles(settings, SqliteGrantStore(settings.sqlite_path), load_agents(settings),
+                    clock)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def consoles(tmp_path, clock):
+    return make(tmp_path, clock, "one", audit_retention=3600)
+
+
+def kinds(consoles, console_id):
+    trail = asyncio.run(consoles.events(console_id))["events"]
+    return [e["kind"] for e in trail], trail
+
+
+def test_an_expired_link_is_recorded_as_closed_with_its_reason(consoles, clock):
+    reply = asyncio.run(consoles.open({"target": TARGET, "user": "alice"}, owner="portal"))
+    clock.now += 121
+
+    async def one_sweep():
+        task = asyncio.ensure_future(consoles.sweep_forever(interval=60))
+        await asyncio.sleep(0.3)
+        task.cancel()
+    asyncio.run(one_sweep())
+    names, trail = kinds(consoles, reply["id"])
+    assert names == ["created", "closed"] and trail[1]["data"] == {"reason": "expired"}
+    assert trail[0]["instance"] == "one" and "hunter22" not in json.dumps(trail)
+
+
+def test_an_event_refuses_anything_named_like_a_secret(consoles):
+    reply = asyncio.run(consoles.open({"target": TARGET}, owner="portal"))
+    for key in ("password", "token", "extra_token", "private_key", "session_secret"):
+        with pytest.raises(ValueError):
+            asyncio.run(consoles.record_event(reply["id"], "shared", **{key: "x"}))
+    asyncio.run(consoles.record_event(reply["id"], "recording_started", file="r1.guac"))
+    names, trail = kinds(consoles, reply["id"])
+    assert names == ["created", "recording_started"]       # another feature's own kind
+    assert trail[1]["data"] == {"file": "r1.guac"}
+
+
+def test_closed_consoles_and_their_events_are_purged_after_the_retention(consoles, clock):
+    old = asyncio.run(consoles.open({"target": TARGET}, owner="portal"))
+    asyncio.run(consoles.close(old["id"], "done"))
+    clock.now += 1800
+    recent = asyncio.run(consoles.open({"target": TARGET}, owner="portal"))
+    asyncio.run(consoles.close(recent["id"], "done"))
+    live = asyncio.run(consoles.open({"target": TARGET}, owner="portal"))
+    clock.now += 1801                                      # old: closed 3601 s ago
+    assert asyncio.run(consoles.purge()) == 1
+    with pytest.raises(ConsoleError) as e:
+        asyncio.run(consoles.events(old["id"]))
+    assert e.value.status == 404
+    assert kinds(consoles, recent["id"])[0] == ["created", "closed"]
+    assert kinds(consoles, live["id"])[0] == ["created"]
+    assert consoles.store.events(old["id"]) == []
+
+
+def test_a_console_closed_by_another_instance_ends_the_tunnel_held_here(tmp_path, clock):
+    here, there = make(tmp_path, clock, "here"), make(tmp_path, clock, "there")
+    reply = asyncio.run(here.open({"target": TARGET}, owner="portal"))
+    stopped = []
+
+    async def scenario():
+        grant = await here.start_session(reply["websocket"]["token"], None, "tun-1",
+                                         Client("192.0.2.7", "Firefox"))
+        here.attach(grant.id, stopped.append,
+                    LiveTunnel("tun-1", grant.id, Client("192.0.2.7", "Firefox"),
+                               clock(), lambda: (5000, 40)))
+        for _ in range(50):                              # its row is written meanwhile
+            listed = (await there.sessions())["sessions"]
+            if listed[0]["tunnel"]:
+                break
+            await asyncio.sleep(0.02)
+        await there.close(reply["id"], "closed by the operator")
+        for _ in range(20):
+            if stopped:
+                break
+            await asyncio.sleep(audit.WATCH_EVERY / 2)
+        return listed
+    listed = asyncio.run(scenario())
+    assert stopped == ["closed by the operator"]
+    assert listed[0]["tunnel"] == {"id": "tun-1", "instance": "here",
+                                   "client_address": "192.0.2.7", "user_agent": "Firefox",
+                                   "since": "2027-01-15T08:00:00Z", "bytes_to_browser": 5000,
+                                   "bytes_from_browser": 40,
+                                   "counted_at": "2027-01-15T08:00:00Z"}
+    assert listed[0]["target"] == {"protocol": "ssh", "hostname": "10.0.0.5", "port": "22",
+                                   "username": "root"}
