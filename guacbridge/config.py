@@ -14,6 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import apikeys
+from .apikeys import ApiKey
+from .limits import Rate, parse_rate
+
 
 class ConfigError(ValueError):
     """A setting is malformed; the message names the setting and what was expected."""
@@ -27,7 +31,7 @@ class Settings:
     listen: Address = ("127.0.0.1", 8080)
     public_url: str = ""                      # derived from listen when empty
     guacd: tuple[Address, ...] = (("127.0.0.1", 4822),)
-    api_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    api_keys: Mapping[str, ApiKey] = dataclasses.field(default_factory=dict)
     data_dir: pathlib.Path = pathlib.Path("var")
     mysql_url: str | None = None
     guacamole_db_url: str | None = None
@@ -59,6 +63,18 @@ class Settings:
     legacy_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     legacy_password_encoding: str = "url"
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Hardening: API key scopes live in api_keys (apikeys.py). Browser origins that may open
+    # the tunnel, besides the page's own and the public URL's. Rate limits and caps of live
+    # consoles (limits.py; 0 or "off" = none). The tunnel ends after idle_timeout seconds
+    # without key or mouse input (0 = never), warning the page idle_warning seconds before.
+    allowed_origins: tuple[str, ...] = ()
+    limits_create_per_key: Rate | None = Rate(120, 60.0)
+    limits_create_per_address: Rate | None = Rate(300, 60.0)
+    limits_connect_per_address: Rate | None = Rate(120, 60.0)
+    limits_consoles_per_owner: int = 0
+    limits_consoles_per_target: int = 0
+    idle_timeout: int = 1800
+    idle_warning: int = 60
 
     @property
     def base_url(self) -> str:
@@ -74,6 +90,11 @@ class Settings:
     def sqlite_path(self) -> pathlib.Path:
         return self.data_dir / "guacbridge.sqlite3"
 
+    @property
+    def origins(self) -> frozenset[str]:
+        """The browser origins allowed on the tunnel besides the request's own."""
+        return frozenset({origin(self.base_url), *self.allowed_origins})
+
 
 ENV = {
     "GUACBRIDGE_LISTEN": "listen",
@@ -87,6 +108,7 @@ ENV = {
     "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
     "GUACBRIDGE_LOG_LEVEL": "log_level",
     "GUACBRIDGE_LOG_FORMAT": "log_format",
+    "GUACBRIDGE_ALLOWED_ORIGINS": "allowed_origins",
 }
 
 
@@ -101,7 +123,10 @@ def load(env: Mapping[str, str] | None = None, path: str | os.PathLike | None = 
         raw.update(_read_toml(pathlib.Path(path)))
     for var, field in ENV.items():
         if env.get(var, "") != "":
-            raw[field] = env[var]
+            # Keys from the file and the environment are both used (the environment's win
+            # on a shared name); any other setting from the environment replaces the file's.
+            raw[field] = [raw[field], env[var]] if field == "api_keys" and field in raw \
+                else env[var]
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return _build(raw)
 
@@ -116,14 +141,18 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     flat = dict(doc.get("guacbridge", {}))
     consoles = doc.get("consoles", {})
-    for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
+    for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window",
+                "idle_timeout", "idle_warning"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy"):
+    for section in ("guacamole", "broker", "legacy", "limits"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
         flat["agents"] = doc["agents"]
+    if "api_keys" in doc:          # [api_keys.<name>] tables, beside [guacbridge] api_keys
+        flat["api_keys"] = [flat["api_keys"], doc["api_keys"]] if "api_keys" in flat \
+            else doc["api_keys"]
     return flat
 
 
@@ -144,6 +173,8 @@ def _build(raw: dict[str, Any]) -> Settings:
         raise ConfigError("need use_by > 0 and 0 < duration <= max_duration (seconds)")
     if settings.guacamole_db_url and not settings.guacamole_url:
         raise ConfigError("the guacamole sink needs guacamole.url: Guacamole's web UI address")
+    if settings.idle_timeout and not 0 < settings.idle_warning < settings.idle_timeout:
+        raise ConfigError("need 0 < idle_warning < idle_timeout (seconds), or idle_timeout = 0")
     return settings
 
 
@@ -179,16 +210,49 @@ def _addresses(value: str | list) -> tuple[Address, ...]:
     return out
 
 
-def _api_keys(value: str | Mapping) -> dict[str, str]:
+def _api_keys(value: str | Mapping | list) -> dict[str, ApiKey]:
+    """``name:secret,…`` (every scope), a table of ``name = "secret"`` or of
+    ``name = {hash = "sha256:…", scopes = […]}``, or a list of these merged in order."""
+    if isinstance(value, list):
+        merged: dict[str, ApiKey] = {}
+        for part in value:
+            merged.update(_api_keys(part))
+        return merged
     if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    keys: dict[str, str] = {}
+        return {str(k): apikeys.from_table(str(k), v) if isinstance(v, Mapping)
+                else apikeys.from_secret(str(k), str(v)) for k, v in value.items()}
+    keys: dict[str, ApiKey] = {}
     for item in filter(None, (p.strip() for p in value.split(","))):
         name, sep, secret = item.partition(":")
         if not sep or not name or not secret:
             raise ValueError("API keys are name:secret pairs, comma-separated")
-        keys[name] = secret
+        keys[name] = apikeys.from_secret(name, secret)
     return keys
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` as browsers send it in ``Origin`` (no default port)."""
+    split = urlsplit(str(url).strip())
+    if split.scheme not in ("http", "https") or not split.hostname:
+        raise ValueError(f"expected an origin such as https://portal.example, got {url!r}")
+    default = 443 if split.scheme == "https" else 80
+    port = f":{split.port}" if split.port and split.port != default else ""
+    return f"{split.scheme}://{_bracket(split.hostname)}{port}"
+
+
+def _origins(value: str | list) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    for item in items:
+        if urlsplit(str(item).strip()).path not in ("", "/"):
+            raise ValueError(f"an origin has no path: {item!r}")
+    return tuple(origin(item) for item in items if str(item).strip())
+
+
+def _count(value: Any) -> int:
+    n = int(value)
+    if n < 0:
+        raise ValueError("must be 0 (no limit) or more")
+    return n
 
 
 def _url(value: str) -> str | None:
@@ -250,4 +314,12 @@ _PARSERS = {
     "broker_retry_delays": lambda v: tuple(float(x) for x in v),
     "legacy_keys": lambda v: {str(k): str(key) for k, key in dict(v).items()},
     "legacy_password_encoding": lambda v: _choice(v, ("url", "base64")),
+    "allowed_origins": _origins,
+    "limits_create_per_key": parse_rate,
+    "limits_create_per_address": parse_rate,
+    "limits_connect_per_address": parse_rate,
+    "limits_consoles_per_owner": _count,
+    "limits_consoles_per_target": _count,
+    "idle_timeout": _count,
+    "idle_warning": _positive,
 }

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import grants, logs
+from . import grants, limits, logs
 from .agents import Agent, AgentError
 from .config import Settings
 from .errors import StatusError
@@ -49,6 +49,9 @@ class Consoles:
         self.metrics = Metrics()
         self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
         self.add_listener(self.metrics.on_event)
+        self.caps = limits.ConsoleCaps(settings.limits_consoles_per_owner,
+                                       settings.limits_consoles_per_target, clock)
+        self.add_listener(self.caps.on_event)
         # Readiness checks by name: async callables returning None when fine, else why not.
         self.readiness: dict[str, Callable[[], Awaitable[str | None]]] = {}
 
@@ -110,14 +113,24 @@ class Consoles:
         if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
             grant = dataclasses.replace(grant, consumed_at=now, deadline=now + duration,
                                         sink="guacamole", sink_state="provisioning")
+        params = grant.target.params
         try:
-            await self._store(self.store.issue, grant, grants.hash_token(token),
-                              grants.hash_token(extra) if extra is not None else None)
-        except grants.Duplicate:      # the same job, racing itself
-            return await self._again(await self._grant(grant.id))
-        if sink == "guacamole":
-            grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
-                                                        f" console")
+            self.caps.admit(grant.id, owner, f"{params.get('hostname')}:{params.get('port')}",
+                            use_by + grant.max_duration)
+        except limits.Limited as e:
+            raise ConsoleError(429, e.details) from None
+        try:
+            try:
+                await self._store(self.store.issue, grant, grants.hash_token(token),
+                                  grants.hash_token(extra) if extra is not None else None)
+            except grants.Duplicate:      # the same job, racing itself
+                self.caps.release(grant.id)
+                return await self._again(await self._grant(grant.id))
+            if sink == "guacamole":
+                grant = await self._provision(grant, name or f"{params['hostname']} console")
+        except BaseException:
+            self.caps.release(grant.id)
+            raise
         self._emit("opened", grant)
         if sink == "guacamole":
             log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,

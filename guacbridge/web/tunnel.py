@@ -18,10 +18,11 @@ import uuid
 
 import tornado.websocket
 
-from .. import guacd, logs, parameters, protocol
+from .. import config, guacd, logs, parameters, protocol
 from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
+from ..limits import Limited
 from .access import RedactedLogging
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,13 @@ _WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 101
              0x031D: 1008}
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 _RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsewhere)
+SESSION_TIMEOUT = 0x020A   # Guacamole status: ended for inactivity
+CLIENT_TOO_MANY = 0x031D   # Guacamole status: too many connections
+# guacbridge's own `msg` code (guacamole-common-js hands `msg` to Client.onmsg): the tunnel
+# ends for inactivity in args[0] seconds unless a key or the mouse is used. Guacamole's own
+# codes are small numbers (1: user joined, 2: user left).
+MSG_IDLE_WARNING = 0x4701
+_INPUT = ("3.key,", "5.mouse,", "5.touch,")   # instructions that count as a person's input
 
 
 def websocket_code(status: int) -> int:
@@ -53,7 +61,22 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.unregister = lambda: None
         self.bytes_out = self.bytes_in = 0
         self.end_recorded = False
-        self.opened_at = time.monotonic()
+        self.opened_at = self.last_input = time.monotonic()
+
+    def check_origin(self, origin: str) -> bool:
+        """A browser names the page that opens the tunnel: the service's own pages and the
+        configured origins may, any other page is refused (403) so that it cannot use a
+        console link it got hold of. Clients that send no Origin (not browsers) are not
+        asked: their token is their authority."""
+        try:
+            given = config.origin(origin)
+            own = config.origin(f"{self.request.protocol}://{self.request.host}")
+        except ValueError:          # "null" (a sandboxed frame, a file://), or garbage
+            given = own = None
+        if given is not None and (given == own or given in self.settings_.origins):
+            return True
+        log.warning("tunnel refused: origin %r is not allowed (allowed_origins)", origin[:100])
+        return False
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return "guacamole" if "guacamole" in subprotocols else None
@@ -64,6 +87,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     async def open(self) -> None:
         self.set_nodelay(True)
         self.write_message(protocol.encode("", self.tunnel_id))
+        try:    # before the token is looked at: guessing is slowed, no token is spent
+            self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
+        except Limited as e:
+            return self.fail(CLIENT_TOO_MANY, e.details)
         arg = self.get_query_argument
         try:
             caps = Capabilities(width=_int(arg("width", "1024"), 1, 8192),
@@ -113,6 +140,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                  "%d.%d.%d" % conn.version)
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
                       asyncio.ensure_future(self._watch_deadline(grant.id))]
+        if self.settings_.idle_timeout:
+            self.tasks.append(asyncio.ensure_future(self._watch_idle(
+                self.settings_.idle_timeout, self.settings_.idle_warning)))
 
     async def _from_guacd(self, conn: GuacdConnection) -> None:
         """guacd → browser, in whole instructions, one message per read.
@@ -164,6 +194,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if not text:
             return
         self.bytes_in += len(text)
+        if any(opcode in text for opcode in _INPUT):
+            self.last_input = time.monotonic()
         if text.startswith("0.") or ";0." in text:
             forward = []
             for raw in protocol.split(text):
@@ -191,6 +223,31 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             if grant.deadline is None or now >= grant.deadline:
                 return self.stop("time limit reached")
             await asyncio.sleep(min(grant.deadline - now, _RECHECK))
+
+    async def _watch_idle(self, timeout: int, warning: int) -> None:
+        """End the console after *timeout* seconds without key or mouse input, warning the
+        page *warning* seconds before (a ``msg`` it shows; input in between cancels)."""
+        warned_for = None           # the input time the last warning counted from
+        while True:
+            last = self.last_input
+            idle = time.monotonic() - last
+            if idle >= timeout:
+                break
+            if idle < timeout - warning:
+                await asyncio.sleep(timeout - warning - idle)
+                continue
+            if warned_for != last:
+                warned_for = last
+                left = round(timeout - idle)
+                self.write_message(protocol.encode(
+                    "msg", MSG_IDLE_WARNING, left,
+                    f"The console closes in {left} s unless you use the keyboard or mouse."))
+            await asyncio.sleep(timeout - idle)
+        reason = f"no keyboard or mouse input for {timeout} s"
+        grant = self.grant
+        self.fail(SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
+        if grant is not None:
+            await self.consoles.end_session(grant.id, reason)
 
     def stop(self, reason: str) -> None:
         """Called by the core (close, sweeper) and at the deadline."""
