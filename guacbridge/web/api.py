@@ -1,8 +1,11 @@
 """The REST API (``/api/v1/consoles``, its OpenAPI document) and the operator endpoints
 (``/healthz``, ``/readyz``, ``/metrics``). Thin: every decision is the core's.
 
-Failures answer ``{"result": false, "details": …}`` with the fitting HTTP status, never a
-traceback and never a secret; see :meth:`JsonHandler.write_error`.
+Each call needs an API key holding its scope (``create``, ``read``, ``extend``, ``revoke``;
+``admin`` holds all) and acts only on the key's own consoles unless the key is an admin; see
+:meth:`JsonHandler.api_key` and :meth:`JsonHandler.owned`. Failures answer
+``{"result": false, "details": …}`` with the fitting HTTP status, never a traceback and never
+a secret; see :meth:`JsonHandler.write_error`.
 """
 from __future__ import annotations
 
