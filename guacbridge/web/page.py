@@ -35,10 +35,7 @@ class PageHandler(RedactedLogging, tornado.web.RequestHandler):
         self.csp = csp
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cache-Control", "no-store")    # the rest: web/headers.py
 
     def get(self, console_id: str) -> None:
         self.set_header("Content-Security-Policy", self.csp)

@@ -42,6 +42,7 @@ CLIENT_TOO_MANY = 0x031D   # Guacamole status: too many connections
 # codes are small numbers (1: user joined, 2: user left).
 MSG_IDLE_WARNING = 0x4701
 _INPUT = ("3.key,", "5.mouse,", "5.touch,")   # instructions that count as a person's input
+_INPUT_INSIDE = tuple(";" + opcode for opcode in _INPUT)
 
 
 def websocket_code(status: int) -> int:
@@ -141,6 +142,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
                       asyncio.ensure_future(self._watch_deadline(grant.id))]
         if self.settings_.idle_timeout:
+            self.last_input = time.monotonic()      # counted from the tunnel being up
             self.tasks.append(asyncio.ensure_future(self._watch_idle(
                 self.settings_.idle_timeout, self.settings_.idle_warning)))
 
@@ -194,7 +196,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if not text:
             return
         self.bytes_in += len(text)
-        if any(opcode in text for opcode in _INPUT):
+        if text.startswith(_INPUT) or any(opcode in text for opcode in _INPUT_INSIDE):
             self.last_input = time.monotonic()
         if text.startswith("0.") or ";0." in text:
             forward = []
