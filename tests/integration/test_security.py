@@ -1,7 +1,11 @@
 """API keys with scopes, consoles visible to their owner, the tunnel's Origin check, security
 headers and logs without secrets, on a real service (hashed keys from its TOML file)."""
 import asyncio
+import os
+import re
 import secrets
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -152,3 +156,23 @@ def test_tokens_in_query_strings_and_legacy_paths_never_reach_the_log(keyed):
     log = keyed.log_text()
     assert "/api/v1/nothing" in log and "/skey/***" in log      # the requests were logged
     assert probe not in log
+
+
+def test_a_key_made_by_the_cli_works_with_exactly_its_scopes(guacd, tmp_path):
+    made = subprocess.run([sys.executable, "-m", "guacbridge.cli", "keys", "new", "ops",
+                           "--scopes", "read,revoke"], capture_output=True, text=True,
+                          check=True, env={**os.environ, "GUACBRIDGE_CONFIG": ""})
+    secret = re.search(r"^    (\S{40,})$", made.stderr, re.M)[1]
+    leaks.remember(secret)
+    assert secret not in made.stdout and made.stdout.startswith("[api_keys.ops]\n")
+    (tmp_path / "guacbridge.toml").write_text(made.stdout)
+    s = start_service(tmp_path, f"{guacd.host}:{guacd.port}",
+                      GUACBRIDGE_CONFIG=str(tmp_path / "guacbridge.toml"))
+    try:
+        unknown = "/api/v1/consoles/00000000-0000-0000-0000-000000000000"
+        assert s.api("GET", unknown, key=secret).status_code == 404       # read: allowed
+        assert s.api("DELETE", unknown, key=secret).status_code == 404    # revoke: allowed
+        r = s.api("POST", "/api/v1/consoles", key=secret, json={"target": TARGET})
+        assert r.status_code == 403 and "'create'" in r.json()["details"]
+    finally:
+        s.stop()
