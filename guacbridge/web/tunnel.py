@@ -11,6 +11,7 @@ each write stops reading from guacd while the browser is slow, so buffers stay b
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -78,6 +79,17 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return True
         log.warning("tunnel refused: origin %r is not allowed (allowed_origins)", origin[:100])
         return False
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Tornado's upgrade, but a refused origin gets our JSON answer, not a text one."""
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            self.set_status(403)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            return self.finish(json.dumps({
+                "result": False, "details": f"pages from {origin[:100]} may not open consoles"
+                " here; the operator can allow that origin with allowed_origins"}))
+        await super().get(*args, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return "guacamole" if "guacamole" in subprotocols else None

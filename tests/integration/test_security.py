@@ -131,6 +131,10 @@ def test_a_page_from_a_foreign_origin_cannot_open_the_tunnel(keyed, vnc_target, 
     with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
         asyncio.run(_connect(keyed, reply, origin))
     assert refused.value.code == 403
+    answer = requests.get(f"{keyed.base_url}/tunnel?token=x", timeout=5, headers={
+        "Origin": origin, "Connection": "Upgrade", "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert answer.status_code == 403 and "allowed_origins" in answer.json()["details"]
     # The refusal spent nothing: the console's own page can still use the link.
     assert "sync" in asyncio.run(_connect(keyed, reply, keyed.base_url))
     assert "not allowed" in keyed.log_text()
