@@ -94,8 +94,9 @@ class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
         if not key.allows(scope):
             self.set_header("WWW-Authenticate", 'Bearer realm="guacbridge",'
                             f' error="insufficient_scope", scope="{scope}"')
+            held = ", ".join(sorted(key.scopes))
             raise ConsoleError(403, f"API key {key.name} lacks the scope {scope!r} needed to"
-                                    f" {_NEEDS[scope]}; its scopes: {', '.join(sorted(key.scopes))}")
+                                    f" {_NEEDS[scope]}; its scopes: {held}")
         return key
 
     async def owned(self, console_id: str, key: ApiKey) -> dict[str, Any]:
