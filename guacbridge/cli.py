@@ -1,4 +1,4 @@
-"""The ``guacbridge`` command: serve, demo, console, probe, sessions, rekey.
+"""The ``guacbridge`` command: serve, demo, console, probe, sessions, rekey, keys.
 
 Each subcommand is a thin shell over the same pieces the service uses; options become
 Settings overrides, so ``GUACBRIDGE_*`` and the TOML file work here too.
@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import pathlib
+import re
 import secrets
 import sys
 import tempfile
@@ -23,6 +24,7 @@ EXAMPLES = {
     "probe": "guacbridge probe --host 10.0.0.5 --port 5901 --password-file pw.txt",
     "initdb": "GUACBRIDGE_MYSQL_URL=mysql://gb:pw@db:3306/guacbridge guacbridge initdb",
     "worker": "GUACBRIDGE_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F guacbridge worker",
+    "keys": "guacbridge keys new portal --scopes create,read,extend,revoke >> guacbridge.toml",
     "submit": "guacbridge submit --amqp-url amqp://127.0.0.1 --host 10.0.0.5 --port 5901"
               " --password-file pw.txt",
     "sessions": "guacbridge sessions --url https://console.example.net --key-file ops.key"
@@ -85,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--ttl", type=int, help="seconds within which the URL must be opened")
     create.add_argument("--json", action="store_true", help="print the whole reply as JSON")
     create.set_defaults(func=_console_create)
+
+    k = command("keys", "make an API key: print its secret once and the TOML block to paste")
+    ksub = k.add_subparsers(dest="action", required=True)
+    new = ksub.add_parser("new", help="a fresh random key", epilog=f"example:\n  "
+                          f"{EXAMPLES['keys']}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    new.add_argument("name", help="the key's name: letters, digits, - and _ (the owner of"
+                                  " the consoles it opens)")
+    new.add_argument("--scopes", default="create,read,extend,revoke",
+                     help="comma-separated, of: create, read, extend, revoke, admin"
+                          " (default: all but admin)")
+    new.set_defaults(func=_keys_new)
+    hashed = ksub.add_parser("hash", help="the TOML block for a secret you have, read from"
+                                          " stdin (e.g. one from GUACBRIDGE_API_KEYS)")
+    hashed.add_argument("name")
+    hashed.add_argument("--scopes", default="create,read,extend,revoke")
+    hashed.set_defaults(func=_keys_hash)
 
     i = command("initdb", "create guacbridge's tables in the configured grant store")
     i.add_argument("--guacamole-schema", action="store_true",
@@ -259,6 +278,37 @@ def _console_create(args: argparse.Namespace) -> int:
         print(f"guacbridge: {e.details}", file=sys.stderr)
         return 1
     print(json.dumps(reply, indent=2) if args.json else reply["url"])
+    return 0
+
+
+def _key(args: argparse.Namespace, secret: str) -> Any:
+    from . import apikeys
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.name):
+        raise SystemExit("guacbridge keys: a key's name is 1 to 64 letters, digits, - or _")
+    try:
+        scopes = apikeys.parse_scopes(args.scopes, args.name)
+    except ValueError as e:
+        raise SystemExit(f"guacbridge keys: {e}") from None
+    return apikeys.ApiKey(args.name, apikeys.digest(secret), scopes)
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from . import apikeys
+    secret = apikeys.new_secret()
+    key = _key(args, secret)
+    # The secret goes to stderr, once; stdout is the block, fit for appending to the file.
+    print(f"API key {key.name}: give its holder this secret (it is shown only now):\n\n"
+          f"    {secret}\n\nused as: Authorization: Bearer <secret>\n", file=sys.stderr)
+    print(apikeys.toml_block(key), end="")
+    return 0
+
+
+def _keys_hash(args: argparse.Namespace) -> int:
+    from . import apikeys
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise SystemExit("guacbridge keys hash: give the secret on stdin")
+    print(apikeys.toml_block(_key(args, secret)), end="")
     return 0
 
 

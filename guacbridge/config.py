@@ -17,6 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .keyring import SecretKey, parse_key
+from . import apikeys
+from .apikeys import ApiKey
+from .limits import Rate, parse_rate
 
 
 class ConfigError(ValueError):
@@ -32,7 +35,7 @@ class Settings:
     listen: Address = ("127.0.0.1", 8080)
     public_url: str = ""                      # derived from listen when empty
     guacd: tuple[Address, ...] = (("127.0.0.1", 4822),)
-    api_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    api_keys: Mapping[str, ApiKey] = dataclasses.field(default_factory=dict)
     data_dir: pathlib.Path = pathlib.Path("var")
     mysql_url: str | None = None
     guacamole_db_url: str | None = None
@@ -81,6 +84,18 @@ class Settings:
     secret_key_file: pathlib.Path | None = None
     instance: str = ""
     audit_retention: int = 30 * 86400
+    # Hardening: API key scopes live in api_keys (apikeys.py). Browser origins that may open
+    # the tunnel, besides the page's own and the public URL's. Rate limits and caps of live
+    # consoles (limits.py; 0 or "off" = none). The tunnel ends after idle_timeout seconds
+    # without key or mouse input (0 = never), warning the page idle_warning seconds before.
+    allowed_origins: tuple[str, ...] = ()
+    limits_create_per_key: Rate | None = Rate(120, 60.0)
+    limits_create_per_address: Rate | None = Rate(300, 60.0)
+    limits_connect_per_address: Rate | None = Rate(120, 60.0)
+    limits_consoles_per_owner: int = 0
+    limits_consoles_per_target: int = 0
+    idle_timeout: int = 1800
+    idle_warning: int = 60
 
     @property
     def base_url(self) -> str:
@@ -101,6 +116,11 @@ class Settings:
     def instance_name(self) -> str:
         """Who holds a tunnel, in events and sessions: the host name and listen port."""
         return self.instance or f"{socket.gethostname()}:{self.listen[1]}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The browser origins allowed on the tunnel besides the request's own."""
+        return frozenset({origin(self.base_url), *self.allowed_origins})
 
 
 ENV = {
@@ -123,6 +143,7 @@ ENV = {
     "GUACBRIDGE_SECRET_KEYS": "secret_keys",
     "GUACBRIDGE_SECRET_KEY_FILE": "secret_key_file",
     "GUACBRIDGE_INSTANCE": "instance",
+    "GUACBRIDGE_ALLOWED_ORIGINS": "allowed_origins",
 }
 
 
@@ -137,7 +158,10 @@ def load(env: Mapping[str, str] | None = None, path: str | os.PathLike | None = 
         raw.update(_read_toml(pathlib.Path(path)))
     for var, field in ENV.items():
         if env.get(var, "") != "":
-            raw[field] = env[var]
+            # Keys from the file and the environment are both used (the environment's win
+            # on a shared name); any other setting from the environment replaces the file's.
+            raw[field] = [raw[field], env[var]] if field == "api_keys" and field in raw \
+                else env[var]
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return _build(raw)
 
@@ -152,14 +176,18 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     flat = dict(doc.get("guacbridge", {}))
     consoles = doc.get("consoles", {})
-    for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
+    for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window",
+                "idle_timeout", "idle_warning"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy", "audit"):
+    for section in ("guacamole", "broker", "legacy", "audit", "limits"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
         flat["agents"] = doc["agents"]
+    if "api_keys" in doc:          # [api_keys.<name>] tables, beside [guacbridge] api_keys
+        flat["api_keys"] = [flat["api_keys"], doc["api_keys"]] if "api_keys" in flat \
+            else doc["api_keys"]
     return flat
 
 
@@ -184,6 +212,8 @@ def _build(raw: dict[str, Any]) -> Settings:
         raise ConfigError("tls_key is set but tls_cert is not: set both, or neither")
     if settings.guacamole_db_url and not settings.guacamole_url:
         raise ConfigError("the guacamole sink needs guacamole.url: Guacamole's web UI address")
+    if settings.idle_timeout and not 0 < settings.idle_warning < settings.idle_timeout:
+        raise ConfigError("need 0 < idle_warning < idle_timeout (seconds), or idle_timeout = 0")
     return settings
 
 
@@ -219,16 +249,49 @@ def _addresses(value: str | list) -> tuple[Address, ...]:
     return out
 
 
-def _api_keys(value: str | Mapping) -> dict[str, str]:
+def _api_keys(value: str | Mapping | list) -> dict[str, ApiKey]:
+    """``name:secret,…`` (every scope), a table of ``name = "secret"`` or of
+    ``name = {hash = "sha256:…", scopes = […]}``, or a list of these merged in order."""
+    if isinstance(value, list):
+        merged: dict[str, ApiKey] = {}
+        for part in value:
+            merged.update(_api_keys(part))
+        return merged
     if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    keys: dict[str, str] = {}
+        return {str(k): apikeys.from_table(str(k), v) if isinstance(v, Mapping)
+                else apikeys.from_secret(str(k), str(v)) for k, v in value.items()}
+    keys: dict[str, ApiKey] = {}
     for item in filter(None, (p.strip() for p in value.split(","))):
         name, sep, secret = item.partition(":")
         if not sep or not name or not secret:
             raise ValueError("API keys are name:secret pairs, comma-separated")
-        keys[name] = secret
+        keys[name] = apikeys.from_secret(name, secret)
     return keys
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` as browsers send it in ``Origin`` (no default port)."""
+    split = urlsplit(str(url).strip())
+    if split.scheme not in ("http", "https") or not split.hostname:
+        raise ValueError(f"expected an origin such as https://portal.example, got {url!r}")
+    default = 443 if split.scheme == "https" else 80
+    port = f":{split.port}" if split.port and split.port != default else ""
+    return f"{split.scheme}://{_bracket(split.hostname)}{port}"
+
+
+def _origins(value: str | list) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    for item in items:
+        if urlsplit(str(item).strip()).path not in ("", "/"):
+            raise ValueError(f"an origin has no path: {item!r}")
+    return tuple(origin(item) for item in items if str(item).strip())
+
+
+def _count(value: Any) -> int:
+    n = int(value)
+    if n < 0:
+        raise ValueError("must be 0 (no limit) or more")
+    return n
 
 
 def _url(value: str) -> str | None:
@@ -331,4 +394,12 @@ _PARSERS = {
     "secret_key_file": lambda v: pathlib.Path(v) if str(v).strip() else None,
     "instance": lambda v: str(v).strip()[:64],
     "audit_retention": _positive,
+    "allowed_origins": _origins,
+    "limits_create_per_key": parse_rate,
+    "limits_create_per_address": parse_rate,
+    "limits_connect_per_address": parse_rate,
+    "limits_consoles_per_owner": _count,
+    "limits_consoles_per_target": _count,
+    "idle_timeout": _count,
+    "idle_warning": _positive,
 }

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import grants, logs
+from . import grants, limits, logs
 from .agents import Agent, AgentError
 from .audit import Audit, Client, LiveTunnel
 from .audit import iso as _iso
@@ -55,6 +55,9 @@ class Consoles:
         self.add_listener(self.metrics.on_event)
         self.guacd_pool = GuacdPool(settings.guacd)       # the tunnels' way to guacd
         self.metrics.watch_guacd_pool(self.guacd_pool)
+        self.caps = limits.ConsoleCaps(settings.limits_consoles_per_owner,
+                                       settings.limits_consoles_per_target, clock)
+        self.add_listener(self.caps.on_event)
         # Readiness checks by name: async callables returning None when fine, else why not.
         self.readiness: dict[str, Callable[[], Awaitable[str | None]]] = {}
 
@@ -116,14 +119,24 @@ class Consoles:
         if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
             grant = dataclasses.replace(grant, consumed_at=now, deadline=now + duration,
                                         sink="guacamole", sink_state="provisioning")
+        params = grant.target.params
         try:
-            await self._store(self.store.issue, grant, grants.hash_token(token),
-                              grants.hash_token(extra) if extra is not None else None)
-        except grants.Duplicate:      # the same job, racing itself
-            return await self._again(await self._grant(grant.id))
-        if sink == "guacamole":
-            grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
-                                                        f" console")
+            self.caps.admit(grant.id, owner, f"{params.get('hostname')}:{params.get('port')}",
+                            use_by + grant.max_duration)
+        except limits.Limited as e:
+            raise ConsoleError(429, e.details) from None
+        try:
+            try:
+                await self._store(self.store.issue, grant, grants.hash_token(token),
+                                  grants.hash_token(extra) if extra is not None else None)
+            except grants.Duplicate:      # the same job, racing itself
+                self.caps.release(grant.id)
+                return await self._again(await self._grant(grant.id))
+            if sink == "guacamole":
+                grant = await self._provision(grant, name or f"{params['hostname']} console")
+        except BaseException:
+            self.caps.release(grant.id)
+            raise
         self._emit("opened", grant)
         await self.record_event(grant.id, "created", owner=owner, user=user, sink=sink,
                                 protocol=grant.target.protocol,

@@ -17,6 +17,7 @@ const POLL_MS = 30000;           // re-read the deadline (an operator may extend
 const ZOOM_STEPS = [0.25, 0.33, 0.5, 0.67, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3];
 const CONNECTED = 3;
 const RESTART_OPCODE = 'guacbridge-restart';   // the service is going away: move now
+const MSG_IDLE_WARNING = 0x4701; // guacbridge's `msg`: input within args[0] s, or it closes
 
 const $ = (id) => document.getElementById(id);
 const base = location.pathname.replace(/\/+$/, '');
@@ -33,9 +34,11 @@ const session = {
 const sink = {
   key(pressed, keysym) {
     if (session.state === CONNECTED) session.conn.client.sendKeyEvent(pressed, keysym);
+    if (idle.timer) clearIdle();
   },
   mouse(state) {
     if (session.state === CONNECTED) session.conn.client.sendMouseState(state, true);
+    if (idle.timer) clearIdle();
   },
 };
 
@@ -131,10 +134,33 @@ const banners = new Map();
 function banner(kind, text) {
   if (text) banners.set(kind, text);
   else banners.delete(kind);
-  const shown = banners.get('time') || banners.get('unstable');
-  $('banner').hidden = !shown;
-  $('banner-text').textContent = shown || '';
-  $('banner-extend').hidden = !banners.has('time');
+  const kinds = ['idle', 'time', 'unstable'].filter((k) => banners.has(k));
+  $('banner').hidden = !kinds.length;
+  $('banner-text').textContent = kinds.length ? banners.get(kinds[0]) : '';
+  $('banner-extend').hidden = kinds[0] !== 'time';
+}
+
+// The server ends a console left without input; it warns first, and any key or mouse
+// input here (which reaches the server) cancels that.
+const idle = { timer: null, left: 0 };
+function idleWarning(seconds) {
+  clearInterval(idle.timer);
+  idle.left = Math.max(0, Math.floor(seconds));
+  const show = () => {
+    banner('idle', `No input for a while: the console closes in ${idle.left} s unless you`
+      + ' use the keyboard or mouse.');
+    document.body.dataset.idle = String(idle.left);
+    if (idle.left > 0) idle.left -= 1;
+  };
+  show();
+  idle.timer = setInterval(show, 1000);
+}
+
+function clearIdle() {
+  clearInterval(idle.timer);
+  idle.timer = null;
+  delete document.body.dataset.idle;
+  banner('idle', null);
 }
 
 function fail(code, message, gaveUp = false) {
@@ -186,6 +212,11 @@ function connect() {
       showStatus(STATE_TEXT[state] || '');
     }
   };
+  client.onmsg = (code, args) => {
+    if (code !== MSG_IDLE_WARNING) return true;
+    if (session.conn === conn) idleWarning(Number(args[0]));
+    return false;
+  };
   // Errors come as an `error` instruction and again as the close reason: keep the first.
   client.onerror = (status) => { conn.status ??= status; };
   tunnel.onerror = (status) => {
@@ -229,6 +260,7 @@ function connectionOver(conn) {
   if (conn.over) return;
   conn.over = true;
   banner('unstable', null);
+  clearIdle();
   if (conn.deliberate) return;
   // Closed without an `error` instruction the client itself never leaves its last state.
   session.state = 5;

@@ -12,6 +12,7 @@ import secrets
 
 import pytest
 
+import leaks
 from guacbridge import demo
 from parts import CHROMIUM_ARGS, require, unavailable
 
@@ -24,6 +25,15 @@ CHROMIUM = "/usr/bin/chromium"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs real servers (guacd, Xvnc)")
     config.addinivalue_line("markers", "e2e: drives a real browser")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory):
+    """After the last test, with every server stopped: no token or password that the tests
+    used is in any log file of the session (see leaks.py)."""
+    yield
+    found = leaks.find(tmp_path_factory.getbasetemp())
+    assert not found, "secrets in log files:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +57,7 @@ def vnc_desktop(workdir_root):
                              ("xwininfo", "x11-utils")):
         require(program, package)
     d = demo.start_desktop(workdir_root / "desktop", password=secrets.token_hex(4))
+    leaks.remember(d.password)
     yield d
     d.stop()
 

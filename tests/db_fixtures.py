@@ -12,6 +12,7 @@ import time
 import pymysql
 import pytest
 
+import leaks
 from guacbridge.demo import free_port
 from guacbridge.keyring import KeyRing, new_key, parse_key
 from parts import require
@@ -28,6 +29,7 @@ class MariaDB:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.password = secrets.token_hex(8)
+        leaks.remember(self.password)
         subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root",
                         f"--datadir={self.datadir}", "--auth-root-authentication-method=socket",
                         "--skip-test-db"], check=True, capture_output=True, timeout=120)

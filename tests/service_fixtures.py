@@ -19,6 +19,7 @@ import requests
 import tornado.httpclient
 import tornado.websocket
 
+import leaks
 from guacbridge import demo, protocol
 from guacbridge.demo import free_port
 from parts import require
@@ -35,9 +36,18 @@ class Service:
     def api(self, method: str, path: str, key: str | None = "default", **kw) -> requests.Response:
         headers = kw.pop("headers", {})
         if key is not None:
-            headers["Authorization"] = f"Bearer {self.api_key if key == 'default' else key}"
-        return requests.request(method, self.base_url + path, headers=headers, timeout=10,
-                                verify=self.verify, **kw)
+            key = self.api_key if key == "default" else key
+            headers["Authorization"] = f"Bearer {key}"
+            leaks.remember(key)
+        leaks.remember_in(kw.get("json"))
+        r = requests.request(method, self.base_url + path, headers=headers, timeout=10,
+                             verify=self.verify, **kw)
+        if "json" in r.headers.get("Content-Type", ""):
+            try:
+                leaks.remember_in(r.json())
+            except ValueError:
+                pass
+        return r
 
     def create(self, target: dict, **request) -> dict:
         r = self.api("POST", "/api/v1/consoles", json={"target": target, **request})
@@ -70,6 +80,7 @@ def start_service(workdir: pathlib.Path, guacd: str, port: int | None = None, tl
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     api_key = secrets.token_urlsafe(24)
+    leaks.remember(api_key)
     log_path = workdir / "guacbridge.log"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
     environ.update({"GUACBRIDGE_LISTEN": f"127.0.0.1:{port}", "GUACBRIDGE_GUACD": guacd,

@@ -3,9 +3,10 @@ route's key and password (they travel in its path)."""
 from __future__ import annotations
 
 import logging
-import re
 
 import tornado.web
+
+from ..logs import scrub
 
 access_log = logging.getLogger("guacbridge.access")
 app_log = logging.getLogger("guacbridge.web")
@@ -15,12 +16,9 @@ def summary(request) -> str:  # type: ignore[no-untyped-def]
     return f"{request.method} {redact(request.path)} ({request.remote_ip})"
 
 
-# The legacy agent route carries a key and a password in its path.
-_SECRETS_IN_PATH = re.compile(r"/(skey|pass)/[^/]+")
-
-
 def redact(path: str) -> str:
-    return _SECRETS_IN_PATH.sub(r"/\1/***", path)
+    """The legacy agent route carries a key and a password in its path."""
+    return scrub(path)
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:

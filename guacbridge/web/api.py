@@ -1,14 +1,16 @@
 """The REST API (``/api/v1/consoles``, its OpenAPI document) and the operator endpoints
 (``/healthz``, ``/readyz``, ``/metrics``). Thin: every decision is the core's.
 
-Failures answer ``{"result": false, "details": …}`` with the fitting HTTP status, never a
-traceback and never a secret; see :meth:`JsonHandler.write_error`.
+Each call needs an API key holding its scope (``create``, ``read``, ``extend``, ``revoke``;
+``admin`` holds all) and acts only on the key's own consoles unless the key is an admin; see
+:meth:`JsonHandler.api_key` and :meth:`JsonHandler.owned`. Failures answer
+``{"result": false, "details": …}`` with the fitting HTTP status, never a traceback and never
+a secret; see :meth:`JsonHandler.write_error`.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,10 @@ from typing import Any
 
 import tornado.web
 
+from .. import apikeys
+from ..apikeys import ApiKey
 from ..consoles import ConsoleError, Consoles
+from ..limits import Limited
 from ..metrics import CONTENT_TYPE
 from .access import RedactedLogging
 
@@ -35,6 +40,10 @@ def answers(method: Callable[..., Awaitable[None] | None]) -> Callable[..., Awai
                 await result
         except ConsoleError as e:
             self.fail(e.status, e.details)
+        except Limited as e:
+            if e.retry_after_header:
+                self.set_header("Retry-After", e.retry_after_header)
+            self.fail(429, e.details)
     return wrapper
 
 
@@ -68,8 +77,9 @@ class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
         except (ValueError, UnicodeDecodeError):
             raise ConsoleError(400, "the request body is not valid JSON") from None
 
-    def api_key(self) -> str:
-        """The name of the API key presented as a bearer token."""
+    def api_key(self, scope: str) -> ApiKey:
+        """The API key presented as a bearer token, if it holds *scope*: 401 when there is
+        no valid key, 403 when the key is valid but lacks the scope (RFC 6750 section 3)."""
         keys = self.consoles.settings.api_keys
         scheme, _, secret = self.request.headers.get("Authorization", "").partition(" ")
         if not keys:
@@ -77,21 +87,39 @@ class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
         if scheme.lower() != "bearer" or not secret:
             self.set_header("WWW-Authenticate", 'Bearer realm="guacbridge"')
             raise ConsoleError(401, "an API key is required: Authorization: Bearer <key>")
-        found = None
-        for name, expected in keys.items():
-            if hmac.compare_digest(secret.encode(), expected.encode()):
-                found = name
-        if found is None:
+        key = apikeys.authenticate(keys, secret.strip())
+        if key is None:
             self.set_header("WWW-Authenticate", 'Bearer realm="guacbridge", error="invalid_token"')
             raise ConsoleError(401, "the API key is not valid")
-        return found
+        if not key.allows(scope):
+            self.set_header("WWW-Authenticate", 'Bearer realm="guacbridge",'
+                            f' error="insufficient_scope", scope="{scope}"')
+            held = ", ".join(sorted(key.scopes))
+            raise ConsoleError(403, f"API key {key.name} lacks the scope {scope!r} needed to"
+                                    f" {_NEEDS[scope]}; its scopes: {held}")
+        return key
+
+    async def owned(self, console_id: str, key: ApiKey) -> dict[str, Any]:
+        """The console if *key* may act on it: one it opened, or any with the admin scope.
+        Another owner's console answers like one that does not exist."""
+        reply = await self.consoles.get(console_id)
+        if not key.admin and reply["owner"] != key.name:
+            raise ConsoleError(404, f"no console with id {console_id}")
+        return reply
+
+
+_NEEDS = {"create": "open consoles", "read": "read consoles", "extend": "extend consoles",
+          "revoke": "close consoles", "admin": "act on every owner's consoles"}
 
 
 class ConsolesHandler(JsonHandler):
     @answers
     async def post(self) -> None:
-        owner = self.api_key()
-        reply = await self.consoles.open(self.json_body(), owner)
+        throttle = self.application.settings["create_throttle"]
+        throttle.check_address(self.request.remote_ip)    # before the key: guesses count
+        key = self.api_key("create")
+        throttle.check_key(key.name)
+        reply = await self.consoles.open(self.json_body(), key.name)
         self.set_header("Location", f"{self.request.path}/{reply['id']}")
         self.send(reply, 201)
 
@@ -99,19 +127,19 @@ class ConsolesHandler(JsonHandler):
 class ConsoleHandler(JsonHandler):
     @answers
     async def get(self, console_id: str) -> None:
-        self.api_key()
-        self.send(await self.consoles.get(console_id))
+        self.send(await self.owned(console_id, self.api_key("read")))
 
     @answers
     async def delete(self, console_id: str) -> None:
-        owner = self.api_key()
-        self.send(await self.consoles.close(console_id, f"closed by API key {owner}"))
+        key = self.api_key("revoke")
+        await self.owned(console_id, key)
+        self.send(await self.consoles.close(console_id, f"closed by API key {key.name}"))
 
 
 class ExtendHandler(JsonHandler):
     @answers
     async def post(self, console_id: str) -> None:
-        self.api_key()
+        await self.owned(console_id, self.api_key("extend"))
         body = self.json_body()
         if not isinstance(body, dict):
             raise ConsoleError(400, "the request body must be a JSON object")

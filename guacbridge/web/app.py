@@ -4,7 +4,8 @@ from __future__ import annotations
 import tornado.web
 
 from ..consoles import Consoles
-from . import api, legacy, page, sessions
+from ..limits import Throttle
+from . import api, headers, legacy, page, sessions
 from .access import log_request
 from .drain import Drain
 from .tunnel import TunnelHandler
@@ -12,6 +13,7 @@ from .tunnel import TunnelHandler
 
 def make_app(consoles: Consoles) -> tornado.web.Application:
     c = {"consoles": consoles}
+    s = consoles.settings
     return tornado.web.Application(
         [
             (r"/api/v1/openapi.json", api.OpenApiHandler, c),
@@ -30,5 +32,9 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
         ],
         default_handler_class=api.NotFoundHandler, default_handler_args=c,
         log_function=log_request, websocket_ping_interval=None, xsrf_cookies=False,
-        compress_response=False, drain=Drain(),
+        compress_response=False, drain=Drain(), transforms=[headers.transform(s)],
+        # Rate limits, per application (limits.py): what the handlers check.
+        create_throttle=Throttle("console creations", s.limits_create_per_key,
+                                 s.limits_create_per_address),
+        connect_throttle=Throttle("tunnel connects", None, s.limits_connect_per_address),
     )

@@ -5,6 +5,7 @@
 answered ``{"Result": "OK", "Debug": …, "Message": <console url>}``. Off unless
 ``[legacy] keys`` names a key per location. Keys are compared in constant time; the password
 (URL- or base64-encoded, as configured) travels in the path, so the access log redacts it.
+The console-creation rate limits apply, with ``legacy:<location>`` as the key's name.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 import tornado.web
 
 from ..consoles import ConsoleError, Consoles
+from ..limits import Limited
 from .access import RedactedLogging
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,21 @@ class LegacyHandler(RedactedLogging, tornado.web.RequestHandler):
     async def get(self, host: str, key: str, name: str, password: str, port: str,
                   location: str) -> None:
         settings = self.consoles.settings
+        throttle = self.application.settings["create_throttle"]
+        try:
+            throttle.check_address(self.request.remote_ip)
+        except Limited as e:
+            return self.limited(e)
         expected = settings.legacy_keys.get(location, "")
         # Unknown location and wrong key look the same, and take the same time.
         if not hmac.compare_digest(key.encode(), (expected or "\0" * 32).encode()) \
                 or not expected:
             log.warning("legacy route: key refused for location %r", location[:64])
             return self.answer(403, "ERROR", "key refused")
+        try:
+            throttle.check_key(f"legacy:{location}")
+        except Limited as e:
+            return self.limited(e)
         try:
             secret = self._decode(password, settings.legacy_password_encoding)
         except ValueError as e:
@@ -60,6 +71,11 @@ class LegacyHandler(RedactedLogging, tornado.web.RequestHandler):
             return self.answer(e.status, "ERROR", e.details)
         log.info("legacy route: console %s for %s in %s", reply["id"], name[:64], location[:64])
         self.answer(200, "OK", f"console {reply['id']} for {name}", reply["url"])
+
+    def limited(self, e: Limited) -> None:
+        if e.retry_after_header:
+            self.set_header("Retry-After", e.retry_after_header)
+        self.answer(429, "ERROR", e.details)
 
     @staticmethod
     def _decode(value: str, encoding: str) -> str:

@@ -3,6 +3,7 @@ small API the page itself calls, authorised by its reconnect secret, not by an A
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import tornado.web
 
@@ -16,20 +17,29 @@ from .api import JsonHandler, answers
 SESSION_HEADER = "X-Console-Session"
 WARN_BEFORE = 300   # seconds: when the page warns that the session is about to end
 
-# The page loads nothing from elsewhere and runs no inline script.
+# The page loads nothing from elsewhere and runs no inline script or style; it connects to
+# itself and to the tunnel (named too, for browsers whose 'self' leaves out ws: and wss:).
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:;"
-       " connect-src 'self'; font-src 'self'; base-uri 'none'; frame-ancestors 'none';"
-       " form-action 'none'")
+       " connect-src 'self' {tunnel}; font-src 'self'; base-uri 'none';"
+       " frame-ancestors 'none'; form-action 'none'")
+
+
+def csp(base_url: str) -> str:
+    """The page's policy, naming the public URL's WebSocket origin."""
+    split = urlsplit(base_url)
+    scheme = "wss" if split.scheme == "https" else "ws"
+    return CSP.format(tunnel=f"{scheme}://{split.netloc}")
 
 
 class PageHandler(RedactedLogging, tornado.web.RequestHandler):
+    def initialize(self, csp: str) -> None:
+        self.csp = csp
+
     def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cache-Control", "no-store")    # the rest: web/headers.py
 
     def get(self, console_id: str) -> None:
+        self.set_header("Content-Security-Policy", self.csp)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish((resources.folder("html") / "console.html").read_bytes())
 
@@ -96,7 +106,7 @@ def routes(consoles: Any) -> list[tuple]:
     c = {"consoles": consoles}
     uuid = r"([0-9a-f-]{36})"
     return [
-        (rf"/console/{uuid}", PageHandler),
+        (rf"/console/{uuid}", PageHandler, {"csp": csp(consoles.settings.base_url)}),
         (rf"/console/{uuid}/session", PageSessionHandler, c),
         (rf"/console/{uuid}/extend", PageExtendHandler, c),
         (rf"/console/{uuid}/close", PageCloseHandler, c),

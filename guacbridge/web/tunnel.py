@@ -15,6 +15,7 @@ CLIENT_OVERRUN (over a limit) or CLIENT_BAD_REQUEST (malformed), CLIENT_BAD_TYPE
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -22,11 +23,12 @@ import uuid
 
 import tornado.websocket
 
-from .. import guacd, logs, parameters, protocol
+from .. import config, guacd, logs, parameters, protocol
 from ..audit import Client, LiveTunnel
 from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
+from ..limits import Limited
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE
 
@@ -44,6 +46,14 @@ _RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsew
 # protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
 MAX_MESSAGE = 2**20
 _DISCONNECT = protocol.encode("disconnect")   # guacd's last words on a clean end
+SESSION_TIMEOUT = 0x020A   # Guacamole status: ended for inactivity
+CLIENT_TOO_MANY = 0x031D   # Guacamole status: too many connections
+# guacbridge's own `msg` code (guacamole-common-js hands `msg` to Client.onmsg): the tunnel
+# ends for inactivity in args[0] seconds unless a key or the mouse is used. Guacamole's own
+# codes are small numbers (1: user joined, 2: user left).
+MSG_IDLE_WARNING = 0x4701
+_INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")  # instructions that count as a person's input
+_INPUT_INSIDE = tuple(b";" + opcode for opcode in _INPUT)
 
 
 def websocket_code(status: int) -> int:
@@ -69,7 +79,33 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.unregister = lambda: None
         self.bytes_out = self.bytes_in = 0
         self.end_recorded = False
-        self.opened_at = time.monotonic()
+        self.opened_at = self.last_input = time.monotonic()
+
+    def check_origin(self, origin: str) -> bool:
+        """A browser names the page that opens the tunnel: the service's own pages and the
+        configured origins may, any other page is refused (403) so that it cannot use a
+        console link it got hold of. Clients that send no Origin (not browsers) are not
+        asked: their token is their authority."""
+        try:
+            given = config.origin(origin)
+            own = config.origin(f"{self.request.protocol}://{self.request.host}")
+        except ValueError:          # "null" (a sandboxed frame, a file://), or garbage
+            given = own = None
+        if given is not None and (given == own or given in self.settings_.origins):
+            return True
+        log.warning("tunnel refused: origin %r is not allowed (allowed_origins)", origin[:100])
+        return False
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Tornado's upgrade, but a refused origin gets our JSON answer, not a text one."""
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            self.set_status(403)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            return self.finish(json.dumps({
+                "result": False, "details": f"pages from {origin[:100]} may not open consoles"
+                " here; the operator can allow that origin with allowed_origins"}))
+        await super().get(*args, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return "guacamole" if "guacamole" in subprotocols else None
@@ -80,6 +116,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     async def open(self) -> None:
         self.set_nodelay(True)
         self.write_message(protocol.encode("", self.tunnel_id))
+        try:    # before the token is looked at: guessing is slowed, no token is spent
+            self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
+        except Limited as e:
+            return self.fail(CLIENT_TOO_MANY, e.details)
         arg = self.get_query_argument
         try:
             caps = Capabilities(width=_int(arg("width", "1024"), 1, 8192),
@@ -137,6 +177,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                  "%d.%d.%d" % conn.version)
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
                       asyncio.ensure_future(self._watch_deadline(grant.id))]
+        if self.settings_.idle_timeout:
+            self.last_input = time.monotonic()      # counted from the tunnel being up
+            self.tasks.append(asyncio.ensure_future(self._watch_idle(
+                self.settings_.idle_timeout, self.settings_.idle_warning)))
 
     async def _from_guacd(self, conn: GuacdConnection) -> None:
         """guacd → browser, in whole instructions, one message per read.
@@ -208,6 +252,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if not data or self.conn is None:
             return
         self.bytes_in += len(data)
+        if data.startswith(_INPUT) or any(opcode in data for opcode in _INPUT_INSIDE):
+            self.last_input = time.monotonic()
         writer = self.conn.writer
         writer.write(data)
         try:
@@ -233,6 +279,31 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
 
     def _client(self) -> Client:
         return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
+
+    async def _watch_idle(self, timeout: int, warning: int) -> None:
+        """End the console after *timeout* seconds without key or mouse input, warning the
+        page *warning* seconds before (a ``msg`` it shows; input in between cancels)."""
+        warned_for = None           # the input time the last warning counted from
+        while True:
+            last = self.last_input
+            idle = time.monotonic() - last
+            if idle >= timeout:
+                break
+            if idle < timeout - warning:
+                await asyncio.sleep(timeout - warning - idle)
+                continue
+            if warned_for != last:
+                warned_for = last
+                left = round(timeout - idle)
+                self.write_message(protocol.encode(
+                    "msg", MSG_IDLE_WARNING, left,
+                    f"The console closes in {left} s unless you use the keyboard or mouse."))
+            await asyncio.sleep(timeout - idle)
+        reason = f"no keyboard or mouse input for {timeout} s"
+        grant = self.grant
+        self.fail(SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
+        if grant is not None:
+            await self.consoles.end_session(grant.id, reason)
 
     def stop(self, reason: str) -> None:
         """Called by the core (close, sweeper) and at the deadline."""

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+import leaks
 from guacbridge import demo
 
 
@@ -125,6 +126,7 @@ def keylog_desktop(tmp_path_factory, vnc_desktop):
     """A desktop of its own: Ctrl-Alt-Backspace must not end the shared one."""
     d = demo.start_desktop(tmp_path_factory.mktemp("keylog-desktop"),
                            password=secrets.token_hex(4))
+    leaks.remember(d.password)
     x, y, w, h = KEYLOG_GEOMETRY
     part = d.run("xev", ["stdbuf", "-oL", "xev", "-geometry", f"{w}x{h}+{x}+{y}",
                          "-name", "keylog", "-event", "keyboard"])

@@ -14,6 +14,8 @@ import uuid
 import pika
 import pytest
 
+import leaks
+
 pytestmark = pytest.mark.integration
 TARGET = {"agent": "static", "protocol": "vnc", "hostname": "10.0.0.5", "port": 5901,
           "password": "job-secret"}
@@ -72,6 +74,8 @@ class Producer:
         raise AssertionError("the worker did not declare its topology")
 
     def publish(self, body, routing_key="static", raw=False):
+        if not raw:
+            leaks.remember_in(body)
         self.channel.basic_publish(
             "guacbridge.jobs", routing_key, body if raw else json.dumps(body).encode(),
             pika.BasicProperties(delivery_mode=2, reply_to=REPLIES, message_id=str(uuid.uuid4()),
@@ -95,6 +99,7 @@ class Producer:
                 self.connection.process_data_events(0.1)
                 continue
             out.append((props.correlation_id, json.loads(body)))
+            leaks.remember_in(out[-1][1])
         return out
 
     def replies_for(self, job_ids, got, timeout=60):

@@ -1,6 +1,7 @@
 import pytest
 
-from guacbridge import config
+from guacbridge import apikeys, config
+from guacbridge.limits import Rate
 
 
 def test_defaults_are_the_documented_contract():
@@ -17,7 +18,9 @@ def test_environment_wins_over_the_file(tmp_path):
                          "GUACBRIDGE_API_KEYS": "portal:s3cret,ops:x"})
     assert s.listen == ("0.0.0.0", 9000) and s.duration == 60
     assert s.guacd == (("g1", 4822), ("::1", 4823))
-    assert s.api_keys == {"portal": "s3cret", "ops": "x"}
+    assert set(s.api_keys) == {"portal", "ops"}
+    assert s.api_keys["portal"] == apikeys.from_secret("portal", "s3cret")
+    assert s.api_keys["ops"].scopes == apikeys.ALL       # the contract: every scope
     assert s.base_url == "http://127.0.0.1:9000"
 
 
@@ -65,3 +68,39 @@ def test_restart_settings_from_the_environment():
     assert s.reuse_port is True and s.drain_seconds == 2.5
     assert s.trusted_proxies == ("127.0.0.1", "::1")
     assert config.load(env={}).reuse_port is False
+def test_hashed_keys_with_scopes_come_from_the_file_and_mix_with_the_environment(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text(f'[api_keys.reader]\nhash = "sha256:{apikeys.digest("r-secret")}"\n'
+                 'scopes = ["read"]\n')
+    s = config.load(env={"GUACBRIDGE_CONFIG": str(f), "GUACBRIDGE_API_KEYS": "portal:p"})
+    assert apikeys.authenticate(s.api_keys, "r-secret").scopes == {"read"}
+    assert apikeys.authenticate(s.api_keys, "p").name == "portal"
+    assert apikeys.authenticate(s.api_keys, "nope") is None
+    assert "r-secret" not in repr(s)
+
+
+@pytest.mark.parametrize("table, words", [
+    ('hash = "md5:abc"\nscopes = ["read"]', "sha256:<64 hex digits>"),
+    (f'hash = "sha256:{"0" * 64}"', "scopes is required"),
+    (f'hash = "sha256:{"0" * 64}"\nscopes = ["read", "delete"]', "unknown scope"),
+])
+def test_a_malformed_key_table_says_what_is_wrong(tmp_path, table, words):
+    f = tmp_path / "g.toml"
+    f.write_text(f"[api_keys.portal]\n{table}\n")
+    with pytest.raises(config.ConfigError, match=words):
+        config.load(env={}, path=f)
+
+
+def test_limits_and_origins_are_read_from_their_sections(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text('[guacbridge]\nallowed_origins = ["https://Portal.example:443"]\n'
+                 '[limits]\ncreate_per_key = "5/10s"\nconnect_per_address = "off"\n'
+                 'consoles_per_target = 2\n[consoles]\nidle_timeout = 30\nidle_warning = 5\n')
+    s = config.load(env={"GUACBRIDGE_PUBLIC_URL": "https://gw.example:8443/c"}, path=f)
+    assert s.limits_create_per_key == Rate(5, 10.0) and s.limits_connect_per_address is None
+    assert s.limits_consoles_per_target == 2 and (s.idle_timeout, s.idle_warning) == (30, 5)
+    assert s.origins == {"https://portal.example", "https://gw.example:8443"}
+    with pytest.raises(config.ConfigError, match="idle_warning"):
+        config.load(env={}, idle_timeout=10, idle_warning=10)
+    with pytest.raises(config.ConfigError, match="COUNT/PERIOD"):
+        config.load(env={}, limits_create_per_key="lots")

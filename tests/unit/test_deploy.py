@@ -14,11 +14,12 @@ from guacbridge import cli, config
 
 DEPLOY = pathlib.Path(__file__).resolve().parents[2] / "deploy"
 SECTIONS = {"use_by": "consoles", "duration": "consoles", "max_duration": "consoles",
-            "extend_step": "consoles", "reconnect_window": "consoles"}
+            "extend_step": "consoles", "reconnect_window": "consoles",
+            "idle_timeout": "consoles", "idle_warning": "consoles"}
 
 
 def where(field: str) -> tuple[str, str]:
-    for section in ("guacamole", "broker", "legacy", "audit"):
+    for section in ("guacamole", "broker", "legacy", "audit", "limits"):
         if field.startswith(section + "_"):
             return section, field[len(section) + 1:]
     return SECTIONS.get(field, "guacbridge"), field

@@ -1,0 +1,49 @@
+"""Security headers on every response, whichever handler (or Tornado itself) wrote it.
+
+An output transform sees each response's first chunk, so 404s, errors, static files and
+WebSocket upgrades get the same headers as the API. A handler's own value wins: the console
+page sets a Content-Security-Policy that lets its scripts run; everything else gets one that
+lets nothing run, be framed or submit anywhere.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import tornado.httputil
+import tornado.web
+
+from ..config import Settings
+
+NOTHING_RUNS = ("default-src 'none'; frame-ancestors 'none'; base-uri 'none';"
+                " form-action 'none'")
+HSTS = "max-age=31536000"      # one year: only sent when the public URL is https
+
+
+def defaults(settings: Settings) -> tuple[tuple[str, str], ...]:
+    headers = [("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+               ("X-Frame-Options", "DENY"), ("Content-Security-Policy", NOTHING_RUNS),
+               ("Cross-Origin-Opener-Policy", "same-origin")]
+    if settings.base_url.startswith("https://"):
+        headers.append(("Strict-Transport-Security", HSTS))
+    return tuple(headers)
+
+
+class SecurityHeaders(tornado.web.OutputTransform):
+    def __init__(self, headers: tuple[tuple[str, str], ...],
+                 request: tornado.httputil.HTTPServerRequest) -> None:
+        super().__init__(request)
+        self.headers = headers
+
+    def transform_first_chunk(self, status_code: int, headers: tornado.httputil.HTTPHeaders,
+                              chunk: bytes, finishing: bool) -> tuple[int, Any, bytes]:
+        for name, value in self.headers:
+            if name not in headers:
+                headers[name] = value
+        return status_code, headers, chunk
+
+
+def transform(settings: Settings) -> Callable[..., SecurityHeaders]:
+    """What ``Application(transforms=[…])`` wants: called with each request."""
+    return functools.partial(SecurityHeaders, defaults(settings))
