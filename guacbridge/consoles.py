@@ -410,14 +410,14 @@ class Consoles:
             raise ConsoleError(503, str(e)) from None
         return {"result": True, "details": None, "id": console_id, "events": events}
 
-    async def sessions(self) -> dict[str, Any]:
+    async def sessions(self, owner: str | None = None) -> dict[str, Any]:
         """The consoles in use now (connecting or active), with their tunnel: where it
-        lives, who is at the other end, bytes so far."""
+        lives, who is at the other end, bytes so far. Only *owner*'s, when given."""
         now = self.clock()
         listed = []
         for grant, tunnel in await self._store(self.store.sessions):
             state = grant.state(now)
-            if state not in ("connecting", "active"):
+            if state not in ("connecting", "active") or owner not in (None, grant.owner):
                 continue
             listed.append({
                 "id": grant.id, "state": state, "sink": grant.sink, "owner": grant.owner,
