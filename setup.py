@@ -57,7 +57,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",
-                 "schemathesis>=4", "pyyaml>=6", "build>=1"],
+                 "schemathesis>=4", "pyyaml>=6", "build>=1",
+                 "cryptography>=41"],   # the TLS tests make their own CA
     },
     entry_points={"console_scripts": ["guacbridge = guacbridge.cli:main"]},
     cmdclass={"build_py": BuildWithPage},
