@@ -479,7 +479,7 @@ async function start() {
     }
   } catch (e) {
     sessionStorage.removeItem(storeKey);
-    fail(e.status === 403 ? 0x0301 : 0x0200, e.message);
+    fail({ 403: 0x0301, 429: 0x031D }[e.status] ?? 0x0200, e.message);
     return;
   }
   connect();

@@ -39,7 +39,8 @@ const ERRORS = {
     'Check your network; the page retries.'],
   0x030D: ['Too much data was sent to the console.', 'Reload the page.'],
   0x030F: ['The browser sent data the console does not accept.', 'Reload the page.'],
-  0x031D: ['Too many consoles are open.', 'Close one and try again.'],
+  0x031D: ['Too many consoles or connection attempts.',
+    'Wait a minute (or close another console) and try again.'],
 };
 
 // Worth an automatic reconnect: the network or the far side hiccupped, the console lives.

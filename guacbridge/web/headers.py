@@ -18,7 +18,7 @@ from ..config import Settings
 
 NOTHING_RUNS = ("default-src 'none'; frame-ancestors 'none'; base-uri 'none';"
                 " form-action 'none'")
-HSTS = "max-age=31536000"      # one year: only sent when the public URL is https
+HSTS = "max-age=31536000"      # one year: only sent when the public URL or the request is https
 
 
 def defaults(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -34,6 +34,8 @@ class SecurityHeaders(tornado.web.OutputTransform):
     def __init__(self, headers: tuple[tuple[str, str], ...],
                  request: tornado.httputil.HTTPServerRequest) -> None:
         super().__init__(request)
+        if request.protocol == "https":       # served over TLS here, whatever the public URL
+            headers = (*headers, ("Strict-Transport-Security", HSTS))
         self.headers = headers
 
     def transform_first_chunk(self, status_code: int, headers: tornado.httputil.HTTPHeaders,

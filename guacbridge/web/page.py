@@ -71,6 +71,8 @@ class PageSessionHandler(PageApiHandler):
     @answers
     async def post(self, console_id: str) -> None:
         """Trade the one-time token (in the body, never in a URL) for a reconnect secret."""
+        # Like a tunnel connect: it spends a token, so guessing is slowed per address.
+        self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
         body = self.json_body()
         if not isinstance(body, dict):
             raise ConsoleError(400, "the request body must be a JSON object")

@@ -38,6 +38,7 @@ def test_the_console_page_works_under_its_policy_with_nothing_blocked(service, v
     wait_state(page, 3)
     page.mouse.click(300, 300)
     page.keyboard.type("echo csp", delay=10)
+    page.keyboard.press("Enter")          # leave the shared desktop's shell line empty
     page.keyboard.press("Control+Alt+Shift")
     page.locator("#menu").wait_for(state="visible")
     page.locator("input[name=input][value=osk]").check()
@@ -74,3 +75,24 @@ def test_an_idle_console_warns_on_the_page_then_says_it_ended_for_inactivity(idl
     assert "inactive" in page.locator("#status").inner_text()
     assert page.locator("#banner").is_hidden()
     assert page.evaluate("window.__violations") == []
+
+
+@pytest.fixture(scope="module")
+def stingy_service(guacd, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stingy-service")
+    config = workdir / "guacbridge.toml"
+    config.write_text('[limits]\nconnect_per_address = "1/hour"\n')
+    s = start_service(workdir, f"{guacd.host}:{guacd.port}", GUACBRIDGE_CONFIG=str(config))
+    yield s
+    s.stop()
+
+
+def test_too_many_connects_from_one_address_are_explained_on_the_page(stingy_service,
+                                                                     vnc_target, page):
+    reply = stingy_service.create(vnc_target)
+    page.goto(reply["url"])         # the token trade takes the one connect of the hour
+    page.locator("body[data-error]").wait_for(state="attached", timeout=10000)
+    assert page.evaluate("window.guacbridge.error.code") == 0x031D
+    text = page.locator("#status").inner_text()
+    assert "Too many consoles or connection attempts" in text
+    assert "too many tunnel connects from 127.0.0.1" in text
