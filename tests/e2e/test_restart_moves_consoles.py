@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from guacbridge.demo import free_port
+from guacbridge.keyring import new_key
 from guacbridge.store.mysql import MysqlGrantStore
 from service_fixtures import start_service
 
@@ -35,7 +36,8 @@ def page(browser):
 def test_sigterm_moves_a_live_console_to_the_next_instance(guacd, vnc_target, shared_store,
                                                            page, tmp_path, artifacts):
     port = free_port()
-    env = {"GUACBRIDGE_MYSQL_URL": shared_store, "GUACBRIDGE_REUSE_PORT": "true",
+    env = {"GUACBRIDGE_MYSQL_URL": shared_store, "GUACBRIDGE_SECRET_KEYS": new_key("shared"),
+           "GUACBRIDGE_REUSE_PORT": "true",
            "GUACBRIDGE_DRAIN_SECONDS": str(DRAIN_SECONDS)}
     old = start_service(tmp_path / "a", f"{guacd.host}:{guacd.port}", port=port, **env)
     new = None

@@ -10,6 +10,7 @@ import pytest
 
 from guacbridge.demo import free_port
 from guacbridge.store.mysql import MysqlGrantStore
+from guacbridge.keyring import new_key
 from nginx_fixtures import start_nginx
 from parts import CHROMIUM_ARGS, require, unavailable
 from service_fixtures import start_service
@@ -106,7 +107,8 @@ def test_behind_the_nginx_example_a_console_survives_a_restart_of_its_instance(
     MysqlGrantStore(url).create_tables()
     ports = [free_port(), free_port()]
     nginx = start_nginx(tmp_path / "nginx", ports, test_ca.cert, test_ca.key)
-    env = {"GUACBRIDGE_MYSQL_URL": url, "GUACBRIDGE_PUBLIC_URL": nginx.base_url,
+    env = {"GUACBRIDGE_MYSQL_URL": url, "GUACBRIDGE_SECRET_KEYS": new_key("shared"),
+           "GUACBRIDGE_PUBLIC_URL": nginx.base_url,
            "GUACBRIDGE_TRUSTED_PROXIES": "127.0.0.1", "GUACBRIDGE_DRAIN_SECONDS": "30"}
     instances = [start_service(tmp_path / name, f"{guacd.host}:{guacd.port}", port=port, **env)
                  for name, port in zip("ab", ports)]
