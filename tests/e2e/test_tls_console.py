@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from guacbridge.demo import free_port
-from guacbridge.store.mysql import MysqlGrantStore
 from guacbridge.keyring import new_key
+from guacbridge.store.mysql import MysqlGrantStore
 from nginx_fixtures import start_nginx
 from parts import CHROMIUM_ARGS, require, unavailable
 from service_fixtures import start_service
