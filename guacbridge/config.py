@@ -59,6 +59,15 @@ class Settings:
     legacy_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
     legacy_password_encoding: str = "url"
     agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Session recording and live sharing ([recordings], [shares]): where guacbridge reads
+    # recordings (unset: recording is off), the same directory as guacd sees it (default: the
+    # same path), whether consoles are recorded on request or always, how long files are kept;
+    # how long a share link waits for its first use.
+    recordings_dir: pathlib.Path | None = None
+    recordings_guacd_dir: str = ""
+    recordings_policy: str = "request"
+    recordings_retention: int = 30 * 86400
+    shares_ttl: int = 300
 
     @property
     def base_url(self) -> str:
@@ -87,6 +96,7 @@ ENV = {
     "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
     "GUACBRIDGE_LOG_LEVEL": "log_level",
     "GUACBRIDGE_LOG_FORMAT": "log_format",
+    "GUACBRIDGE_RECORDINGS_DIR": "recordings_dir",
 }
 
 
@@ -119,7 +129,7 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
     for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy"):
+    for section in ("guacamole", "broker", "legacy", "recordings", "shares"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
@@ -250,4 +260,9 @@ _PARSERS = {
     "broker_retry_delays": lambda v: tuple(float(x) for x in v),
     "legacy_keys": lambda v: {str(k): str(key) for k, key in dict(v).items()},
     "legacy_password_encoding": lambda v: _choice(v, ("url", "base64")),
+    "recordings_dir": lambda v: pathlib.Path(v) if str(v).strip() else None,
+    "recordings_guacd_dir": str,
+    "recordings_policy": lambda v: _choice(v, ("request", "always")),
+    "recordings_retention": _positive,
+    "shares_ttl": _positive,
 }

@@ -17,16 +17,18 @@ from urllib.parse import urlsplit
 
 from . import grants, logs
 from .agents import Agent, AgentError
+from .recordings import PATH_PARAM, Recordings
 from .config import Settings
 from .errors import StatusError
-from .grants import Grant, GrantStore, Refused
+from .grants import Grant, GrantStore, Refused, Target
 from .metrics import Metrics
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name"}
+_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name",
+                   "recording"}
 PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
 Stopper = Callable[[str], None]
 
@@ -46,6 +48,7 @@ class Consoles:
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.recordings = Recordings(settings)
         self.metrics = Metrics()
         self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
         self.add_listener(self.metrics.on_event)
@@ -84,6 +87,10 @@ class Consoles:
         name = _optional_text(request, "name", 100)
         if sink == "guacamole" and user is None:
             raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
+        try:
+            record, record_keys = self.recordings.wanted(request.get("recording"))
+        except ValueError as e:
+            raise ConsoleError(400, str(e)) from None
 
         agent_name = target.get("agent", "static")
         agent = self.agents.get(agent_name) if isinstance(agent_name, str) else None
@@ -103,7 +110,12 @@ class Consoles:
         if resolved.expires_at is not None:
             use_by = min(use_by, resolved.expires_at)
         token = grants.new_token()
-        grant = Grant(id=console_id or grants.new_id(), target=resolved.target, owner=owner,
+        console_id = console_id or grants.new_id()
+        target = resolved.target
+        if record:    # guacbridge's own parameters: a request can never name a path
+            target = Target(target.protocol, {**target.params,
+                                              **self.recordings.params(console_id, record_keys)})
+        grant = Grant(id=console_id, target=target, owner=owner,
                       user=user, created_at=now, use_by=use_by, duration=duration,
                       max_duration=self.settings.max_duration, has_extra=extra is not None)
         logs.console_id.set(grant.id)
@@ -119,6 +131,8 @@ class Consoles:
             grant = await self._provision(grant, name or f"{grant.target.params['hostname']}"
                                                         f" console")
         self._emit("opened", grant)
+        if record:
+            self.record_event(grant.id, "recording.requested", include_keys=record_keys)
         if sink == "guacamole":
             log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,
                      grant.target.protocol, owner)
@@ -138,6 +152,18 @@ class Consoles:
     def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Called with ("opened" | "extended" | "closed", a reply body without secrets)."""
         self._listeners.append(listener)
+
+    def record_event(self, console_id: str, kind: str, **data: Any) -> None:
+        """An event in a console's history beyond opened/extended/closed (recordings,
+        shares): logged, and passed to the listeners as (kind, {"id": …, **data})."""
+        log.info("console %s: %s %s", console_id, kind,
+                 " ".join(f"{k}={v}" for k, v in data.items()))
+        body = {"id": console_id, "event": kind, "at": _iso(self.clock()), **data}
+        for listener in self._listeners:
+            try:
+                listener(kind, body)
+            except Exception:
+                log.exception("console event listener failed")
 
     def _emit(self, event: str, grant: Grant) -> None:
         if not self._listeners:
@@ -326,9 +352,17 @@ class Consoles:
                     if self._listeners:
                         self._emit("closed", await self._grant(console_id))
                 await self.clean_sinks()
+                await self.remove_old_recordings()
             except Exception:
                 log.exception("expiry sweep failed; retrying")
             await asyncio.sleep(interval)
+
+    async def remove_old_recordings(self) -> None:
+        """Delete recordings kept longer than the retention; each removal is an event."""
+        for console_id, name in await asyncio.to_thread(self.recordings.remove_expired):
+            self.record_event(console_id, "recording.removed", file=name,
+                              reason=f"older than the retention of"
+                                     f" {self.recordings.retention} s")
 
     def stop_all(self, reason: str) -> None:
         for console_id in list(self._live):
@@ -354,6 +388,7 @@ class Consoles:
             "max_deadline": _iso(grant.hard_deadline), "up_at": _iso(grant.up_at),
             "closed_at": _iso(grant.closed_at),
             "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
+            "recording": PATH_PARAM in grant.target.params,
         }
         if grant.sink == "guacamole":
             body["url"] = client_url(self.settings.guacamole_url, int(grant.sink_ref)) \

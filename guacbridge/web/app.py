@@ -4,13 +4,16 @@ from __future__ import annotations
 import tornado.web
 
 from ..consoles import Consoles
-from . import api, legacy, page
+from ..shares import Shares
+from ..store.shares import ShareStore
+from . import api, legacy, page, recording, shares
 from .access import log_request
 from .tunnel import TunnelHandler
 
 
-def make_app(consoles: Consoles) -> tornado.web.Application:
+def make_app(consoles: Consoles, sharing: Shares | None = None) -> tornado.web.Application:
     c = {"consoles": consoles}
+    sharing = sharing or Shares(consoles, ShareStore(consoles.store._db))  # type: ignore[attr-defined]
     return tornado.web.Application(
         [
             (r"/api/v1/openapi.json", api.OpenApiHandler, c),
@@ -20,7 +23,9 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
             (r"/healthz", api.HealthHandler, c),
             (r"/readyz", api.ReadyHandler, c),
             (r"/metrics", api.MetricsHandler, c),
-            (r"/tunnel", TunnelHandler, c),
+            (r"/tunnel", TunnelHandler, {**c, "shares": sharing}),
+            *recording.routes(consoles, sharing),
+            *shares.routes(consoles, sharing),
             *page.routes(consoles),
             *([(legacy.ROUTE, legacy.LegacyHandler, c)] if consoles.settings.legacy_keys
               else []),

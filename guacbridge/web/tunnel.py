@@ -11,6 +11,7 @@ each write stops reading from guacd while the browser is slow, so buffers stay b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -22,6 +23,7 @@ from .. import guacd, logs, parameters, protocol
 from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
+from ..shares import OwnerAway, Shares, Viewer
 from .access import RedactedLogging
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ _WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 101
              0x0301: 1008, 0x0303: 1008, 0x0308: 1002, 0x030D: 1009, 0x030F: 1003,
              0x031D: 1008}
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+DISCONNECT = protocol.encode("disconnect").encode()
 _RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsewhere)
+_RECHECK_VIEWER = 5.0   # a viewer's tunnel also looks at its share (revoked elsewhere)
 
 
 def websocket_code(status: int) -> int:
@@ -41,8 +45,11 @@ def websocket_code(status: int) -> int:
 
 
 class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
-    def initialize(self, consoles: Consoles) -> None:
+    def initialize(self, consoles: Consoles, shares: Shares) -> None:
         self.consoles = consoles
+        self.shares = shares
+        self.viewer: Viewer | None = None    # set when this tunnel joins through a share
+        self.connection_id = ""
         self.settings_ = consoles.settings
         self.tunnel_id = str(uuid.uuid4())
         self.grant: Grant | None = None
@@ -74,7 +81,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except ValueError as e:
             return self.fail(guacd.CLIENT_BAD_REQUEST, str(e))
         try:
-            if arg("session", ""):
+            if arg("share", ""):
+                self.viewer = await self.shares.start_viewer(arg("console", ""), arg("share"),
+                                                             self.tunnel_id)
+                grant = self.viewer.grant
+            elif arg("session", ""):
                 grant = await self.consoles.resume_session(arg("console", ""), arg("session"),
                                                            self.tunnel_id)
             else:
@@ -84,6 +95,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
             return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
+        except OwnerAway as e:
+            return self.fail(guacd.UPSTREAM_UNAVAILABLE, str(e))
         except ConsoleError as e:     # the grant store is down: worth a retry later
             log.warning("tunnel not opened: %s", e.details)
             return self.fail(guacd.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
@@ -97,8 +110,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if layout and grant.target.protocol == "rdp":
             params = {**params, "server-layout": layout}
         try:
-            conn = await guacd.connect_any(self.settings_.guacd, grant.target.protocol,
-                                           params, caps, self.settings_.handshake_timeout)
+            if self.viewer is not None:    # join the owner's connection
+                conn = await guacd.connect(self.viewer.address, f"${self.viewer.connection_id}",
+                                           self.viewer.params, caps,
+                                           self.settings_.handshake_timeout)
+            else:
+                conn = await guacd.connect_any(self.settings_.guacd, grant.target.protocol,
+                                               params, caps, self.settings_.handshake_timeout)
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
             return self.fail(e.status, e.message, f"guacd: {e.message}")
@@ -106,8 +124,14 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             conn.close()
             return await self._record_end()
         self.conn = conn
+        self.connection_id = conn.connection_id
         self.consoles.metrics.handshake.observe(conn.handshake_seconds)
-        self.unregister = self.consoles.attach(grant.id, self.stop)
+        if self.viewer is not None:
+            self.unregister = self.shares.attach_viewer(grant.id, self.viewer.share.id,
+                                                        self.fail)
+        else:
+            self.unregister = self.consoles.attach(grant.id, self.stop)
+            await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
@@ -128,7 +152,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             read, feed = conn.reader.read, conn.framer.feed
             grant = self.grant
             assert grant is not None            # set before this task starts
-            up = grant.up_at is not None
+            up = grant.up_at is not None or self.viewer is not None
             while not status:
                 data = await read(guacd.READ_SIZE)
                 if not data:
@@ -186,11 +210,20 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         while True:
             grant = await self.consoles.current(console_id)
             now = self.consoles.clock()
+            if self.viewer is not None and grant is not None and grant.closed_at is None:
+                gone = await self.shares.still_joined(self.viewer)
+                if gone == "owner reconnected":
+                    return self.fail(guacd.UPSTREAM_UNAVAILABLE, "The console's owner"
+                                     " reconnected; the view follows.", gone)
+                if gone is not None:
+                    return self.fail(guacd.SESSION_CLOSED, f"This shared view has ended:"
+                                     f" {gone}.", gone)
             if grant is None or grant.closed_at is not None:
                 return self.stop(grant.close_reason if grant else "console removed")
             if grant.deadline is None or now >= grant.deadline:
                 return self.stop("time limit reached")
-            await asyncio.sleep(min(grant.deadline - now, _RECHECK))
+            await asyncio.sleep(min(grant.deadline - now, _RECHECK if self.viewer is None
+                                    else _RECHECK_VIEWER))
 
     def stop(self, reason: str) -> None:
         """Called by the core (close, sweeper) and at the deadline."""
@@ -224,6 +257,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             if task is not asyncio.current_task():
                 task.cancel()
         if self.conn is not None:
+            # guacd 1.3.0 does not notice a closed socket until its 15 s user timeout, and
+            # keeps the connection (and its recording) open that long: say goodbye.
+            with contextlib.suppress(Exception):
+                self.conn.writer.write(DISCONNECT)
             self.conn.close()
             self.conn = None
 
@@ -241,7 +278,12 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.consoles.metrics.tunnel_bytes.labels("to_browser").inc(self.bytes_out)
         self.consoles.metrics.tunnel_bytes.labels("to_guacd").inc(self.bytes_in)
         try:
-            await self.consoles.end_tunnel(grant, self.tunnel_id, reason)
+            if self.viewer is not None:     # a viewer leaving never ends the console
+                await self.shares.viewer_left(self.viewer.share, self.tunnel_id, reason)
+            else:
+                if self.connection_id:
+                    await self.shares.owner_left(grant.id, self.connection_id)
+                await self.consoles.end_tunnel(grant, self.tunnel_id, reason)
         except Exception:
             log.exception("console %s: could not record the tunnel's end", grant.id)
         log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",
