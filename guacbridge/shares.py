@@ -36,6 +36,8 @@ UPSTREAM_UNAVAILABLE = 0x0208
 
 class OwnerAway(Exception):
     """The console's owner holds no guacd connection now: nothing to join (yet)."""
+    MESSAGE = ("The console's owner is not connected right now; the view starts when they"
+               " are.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +195,7 @@ class Shares:
             raise Refused("the console has ended")
         live = await self._store(self.store.live, console_id)
         if live is None:
-            raise OwnerAway("The console's owner is not connected right now; the view starts"
-                            " when they are.")
+            raise OwnerAway(OwnerAway.MESSAGE)
         self._stop_viewer(console_id, share.id, SESSION_CLOSED,
                           "This shared view was opened again elsewhere.", "opened again")
         await self._store(self.store.set_tunnel, share.id, tunnel_id)

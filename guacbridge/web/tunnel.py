@@ -111,7 +111,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             params = {**params, "server-layout": layout}
         try:
             if self.viewer is not None:    # join the owner's connection
-                conn = await guacd.connect(self.viewer.address, f"${self.viewer.connection_id}",
+                conn = await guacd.connect(self.viewer.address, self.viewer.connection_id,
                                            self.viewer.params, caps,
                                            self.settings_.handshake_timeout)
             else:
@@ -119,6 +119,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                                                params, caps, self.settings_.handshake_timeout)
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
+            if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone
+                return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
             return self.fail(e.status, e.message, f"guacd: {e.message}")
         if self.end_reason is not None:   # the browser left during the handshake
             conn.close()
