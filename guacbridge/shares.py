@@ -243,6 +243,11 @@ class Shares:
     async def owner_left(self, console_id: str, connection_id: str) -> None:
         """Viewers follow the owner: their page comes back to the owner's next connection."""
         await self._store(self.store.clear_live, console_id, connection_id)
+        if not self._viewers.get(console_id):
+            return
+        grant = await self.consoles.current(console_id)
+        if grant is None or grant.closed_at is not None:    # the console ended: so do they
+            return self._end_viewers(console_id, grant.close_reason if grant else None)
         for share_id in list(self._viewers.get(console_id, {})):
             self._stop_viewer(console_id, share_id, UPSTREAM_UNAVAILABLE,
                               "The console's owner is not connected right now; the view"
@@ -251,7 +256,8 @@ class Shares:
     # -- internals ------------------------------------------------------------------------
 
     def _on_event(self, kind: str, body: dict[str, Any]) -> None:
-        if kind == "closed":
+        if kind == "closed":    # the viewers first, before the owner's tunnel says "away"
+            self._end_viewers(body["id"], body.get("close_reason"))
             asyncio.ensure_future(self._console_closed(body["id"], body.get("close_reason")))
 
     async def _console_closed(self, console_id: str, reason: str | None) -> None:
@@ -264,9 +270,12 @@ class Shares:
         for share_id in ended:
             self.consoles.record_event(console_id, "share.ended", share_id=share_id,
                                        reason="the console ended")
+
+    def _end_viewers(self, console_id: str, reason: str | None) -> None:
         for share_id in list(self._viewers.get(console_id, {})):
             self._stop_viewer(console_id, share_id, SESSION_CLOSED,
-                              f"The console session has ended: {reason}.", "console ended")
+                              f"The console session has ended: {reason or 'closed'}.",
+                              "console ended")
 
     def _stop_viewer(self, console_id: str, share_id: str, status: int, message: str,
                      reason: str) -> None:

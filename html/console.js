@@ -193,7 +193,7 @@ function banner(kind, text) {
   const shown = banners.get('time') || banners.get('unstable');
   $('banner').hidden = !shown;
   $('banner-text').textContent = shown || '';
-  $('banner-extend').hidden = !banners.has('time');
+  $('banner-extend').hidden = !banners.has('time') || Boolean(session.viewer);
 }
 
 function fail(code, message, gaveUp = false) {

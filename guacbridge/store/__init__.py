@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import Settings
 from ..grants import GrantStore
 from .guacamole_db import GuacamoleDb, GuacamoleOptions
+from .shares import ShareStore
 
 
 def open_grant_store(settings: Settings) -> GrantStore:
@@ -14,6 +15,11 @@ def open_grant_store(settings: Settings) -> GrantStore:
         return MysqlGrantStore(settings.mysql_url)
     from .sqlite import SqliteGrantStore
     return SqliteGrantStore(settings.sqlite_path)
+
+
+def open_share_store(grants: GrantStore) -> ShareStore:
+    """Share links live in the grant store's database, on its connections."""
+    return ShareStore(grants._db)  # type: ignore[attr-defined]
 
 
 def open_guacamole_db(settings: Settings) -> GuacamoleDb | None:

@@ -5,7 +5,7 @@ import tornado.web
 
 from ..consoles import Consoles
 from ..shares import Shares
-from ..store.shares import ShareStore
+from ..store import open_share_store
 from . import api, legacy, page, recording, shares
 from .access import log_request
 from .tunnel import TunnelHandler
@@ -13,7 +13,7 @@ from .tunnel import TunnelHandler
 
 def make_app(consoles: Consoles, sharing: Shares | None = None) -> tornado.web.Application:
     c = {"consoles": consoles}
-    sharing = sharing or Shares(consoles, ShareStore(consoles.store._db))  # type: ignore[attr-defined]
+    sharing = sharing or Shares(consoles, open_share_store(consoles.store))
     return tornado.web.Application(
         [
             (r"/api/v1/openapi.json", api.OpenApiHandler, c),
