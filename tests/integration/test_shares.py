@@ -158,3 +158,27 @@ def test_a_share_link_does_not_open_another_console(service, vnc_target):
                       timeout=10)
     assert r.status_code == 403 and r.json()["details"] == "this link does not belong to this page"
     assert join(service, link).status_code == 403        # and it is burnt
+
+
+def test_when_the_owners_page_reconnects_the_viewer_follows(service, vnc_target, tunnel):
+    reply = service.create(vnc_target)
+    page = requests.post(f"{service.base_url}/console/{reply['id']}/session",
+                         json={"token": reply["websocket"]["token"]}, timeout=10).json()
+    secret = join(service, share(service, reply["id"])).json()["session"]
+    as_page = {"console": reply["id"], "session": page["session"]}
+
+    async def scenario():
+        async with tunnel(reply, **as_page) as owner:
+            await owner.until("sync")
+            async with viewer_tunnel(service, reply["id"], secret) as viewer:
+                await viewer.until("sync")
+                owner.conn.close()                 # the owner's network drops
+                status, message, _ = await viewer.closing()
+                assert status == UPSTREAM_UNAVAILABLE
+                assert "the view resumes when they are" in message
+        async with tunnel(reply, **as_page) as owner:     # the owner's page comes back
+            await owner.until("sync")
+            async with viewer_tunnel(service, reply["id"], secret) as viewer:
+                seen = await viewer.until("sync")       # and so does the viewer's
+                assert "img" in seen and viewer.error is None
+    asyncio.run(scenario())
