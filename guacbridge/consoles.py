@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from . import grants, logs
 from .agents import Agent, AgentError
-from .recordings import PATH_PARAM, Recordings
 from .config import Settings
 from .errors import StatusError
 from .grants import Grant, GrantStore, Refused, Target
 from .metrics import Metrics
+from .recordings import PATH_PARAM, Recordings
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
 

@@ -227,7 +227,7 @@ class Shares:
             return share.end_reason if share else "share removed"
         live = await self._store(self.store.live, viewer.share.console_id)
         if live is None or live[1] != viewer.connection_id:
-            return "owner reconnected"
+            return "owner away"       # gone, or on a new connection: the page comes back
         return None
 
     def watching(self, console_id: str) -> int:

@@ -133,7 +133,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                                                         self.fail)
         else:
             self.unregister = self.consoles.attach(grant.id, self.stop)
-            await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
+            try:
+                await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
+            except ConsoleError as e:     # the console works; only sharing it does not
+                log.warning("console %s: cannot be shared now: %s", grant.id, e.details)
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
@@ -214,9 +217,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             now = self.consoles.clock()
             if self.viewer is not None and grant is not None and grant.closed_at is None:
                 gone = await self.shares.still_joined(self.viewer)
-                if gone == "owner reconnected":
-                    return self.fail(guacd.UPSTREAM_UNAVAILABLE, "The console's owner"
-                                     " reconnected; the view follows.", gone)
+                if gone == "owner away":
+                    return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
                 if gone is not None:
                     return self.fail(guacd.SESSION_CLOSED, f"This shared view has ended:"
                                      f" {gone}.", gone)
