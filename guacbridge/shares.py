@@ -103,8 +103,12 @@ class Shares:
         return self.reply(share, token)
 
     async def list(self, console_id: str) -> dict[str, Any]:
-        await self._grant(console_id)
+        grant = await self._grant(console_id)
         shares = await self._store(self.store.of_console, console_id)
+        if grant.closed_at is not None:   # ended with it, even before that is written down
+            shares = [s if s.ended_at is not None else dataclasses.replace(
+                s, ended_at=grant.closed_at, end_reason="the console ended", live_tunnel=None)
+                for s in shares]
         return {"result": True, "details": None, "id": console_id,
                 "shares": [self.reply(s) for s in shares]}
 
