@@ -359,6 +359,8 @@ class Consoles:
 
     async def remove_old_recordings(self) -> None:
         """Delete recordings kept longer than the retention; each removal is an event."""
+        if not self.recordings.enabled:
+            return
         for console_id, name in await asyncio.to_thread(self.recordings.remove_expired):
             self.record_event(console_id, "recording.removed", file=name,
                               reason=f"older than the retention of"
