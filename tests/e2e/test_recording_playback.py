@@ -5,7 +5,7 @@ import time
 import pytest
 
 from service_fixtures import start_service
-from test_menu import point_at, target, wait_connected
+from test_menu import point_at, target, toggle_menu, wait_connected
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +138,32 @@ def test_a_player_link_works_once(recorded, vnc_desktop, context):
     other.locator("body[data-state='error']").wait_for(state="attached", timeout=10000)
     assert "already been used" in other.locator("#status").inner_text()
     other.context.close()
+
+
+def test_each_connection_of_a_console_is_a_part_the_player_can_choose(recorded, vnc_desktop,
+                                                                     context):
+    reply = recorded.create(target(vnc_desktop), recording=True)
+    page = context.new_page()
+    page.goto(reply["url"])
+    wait_connected(page)
+    toggle_menu(page)
+    page.locator("#timezone").select_option("Asia/Tokyo")     # a new guacd connection
+    deadline = time.monotonic() + 15
+    while page.evaluate("window.guacbridge.reconnects") < 1 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    wait_connected(page)
+    page.wait_for_timeout(1000)
+    recorded.delete(reply["id"])
+    wait_settled(recorded.recordings / f"{reply['id']}.1")
+
+    info = recorded.api("GET", f"/api/v1/consoles/{reply['id']}/recording").json()
+    assert [f["part"] for f in info["files"]] == [0, 1]
+    player = context.new_page()
+    player.goto(info["player_url"])
+    player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
+    assert player.evaluate("window.guacbridgePlayer.part") == 0
+    player.locator("#parts").select_option("1")
+    player.wait_for_timeout(200)
+    player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
+    assert player.evaluate("window.guacbridgePlayer.part") == 1
+    assert player.evaluate("window.guacbridgePlayer.recording.getDuration()") > 500

@@ -141,6 +141,10 @@ def test_a_control_share_types_into_the_console_and_its_link_works_once(
     open_share(viewer, url)
     assert viewer.evaluate("window.guacbridge.viewer") == "control"
     focus_keylog(viewer, keylog, "c")           # the colleague's keys reach the X server
+    viewer.reload()                             # the same tab comes back without the link
+    wait_connected(viewer)
+    assert viewer.evaluate("window.guacbridge.viewer") == "control"
+    focus_keylog(viewer, keylog, "d")
 
     again = people()
     again.goto(url)
