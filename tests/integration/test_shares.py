@@ -4,7 +4,6 @@ console ends the viewer's tunnel with a status that says why. (What the viewer's
 the X server is tested in the browser: tests/e2e/test_sharing.py.)"""
 import asyncio
 import contextlib
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -40,13 +39,6 @@ async def viewer_tunnel(service, console_id: str, secret: str):
         yield TunnelClient(conn)
     finally:
         conn.close()
-
-
-def wait_for(check, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return value
 
 
 def test_a_share_link_works_once_and_its_viewer_sees_the_live_console(service, vnc_target,
