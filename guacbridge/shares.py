@@ -166,13 +166,16 @@ class Shares:
                                        mode=share.mode, viewer=viewer)
         return share, f"{share.id}.{secret}"
 
-    async def by_secret(self, console_id: str, secret: str) -> Share:
-        """The share a viewer's secret speaks for, if it still holds; Refused otherwise."""
+    async def by_secret(self, console_id: str, secret: str,
+                        modes: tuple[str, ...] = MODES) -> Share:
+        """The share a secret speaks for, if it still holds and is of one of *modes* (a
+        viewer's secret never fetches a recording, a player's never joins); else Refused."""
         share_id, _, raw = (secret or "").partition(".")
         share = await self._store(self.store.by_session, share_id,
                                   grants.hash_token(raw)) if raw else None
-        if share is None or share.console_id != console_id:
-            raise Refused("this shared view's session is not valid")
+        if share is None or share.console_id != console_id or share.mode not in modes:
+            raise Refused("this shared view's session is not valid" if modes == MODES
+                          else "this playback session is not valid")
         if share.ended_at is not None:
             raise Refused(f"this share has ended ({share.end_reason})")
         if share.mode == "playback" and \
@@ -192,8 +195,6 @@ class Shares:
     async def start_viewer(self, console_id: str, secret: str, tunnel_id: str) -> Viewer:
         """Refused (the link is not good), OwnerAway (nothing to join now) or the Viewer."""
         share = await self.by_secret(console_id, secret)
-        if share.mode == "playback":
-            raise Refused("a playback link cannot open the live console")
         grant = await self.consoles.current(console_id)
         if grant is None or grant.closed_at is not None:
             raise Refused("the console has ended")

@@ -121,8 +121,9 @@ class PlayerFileHandler(WithShares):
     @answers
     async def get(self, console_id: str, part: str) -> None:
         try:
-            await self.shares.by_secret(console_id, self.request.headers.get(PLAYBACK_HEADER,
-                                                                             ""))
+            await self.shares.by_secret(console_id,
+                                        self.request.headers.get(PLAYBACK_HEADER, ""),
+                                        modes=("playback",))
         except Refused as e:
             raise ConsoleError(403, e.reason) from None
         await send_file(self, self.consoles, console_id, int(part))

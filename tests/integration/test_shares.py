@@ -11,6 +11,7 @@ import requests
 import tornado.websocket
 
 from service_fixtures import TunnelClient
+from test_recordings import recorded_service
 
 pytestmark = pytest.mark.integration
 
@@ -174,3 +175,17 @@ def test_when_the_owners_page_reconnects_the_viewer_follows(service, vnc_target,
                 seen = await viewer.until("sync")       # and so does the viewer's
                 assert "img" in seen and viewer.error is None
     asyncio.run(scenario())
+
+
+def test_a_viewers_secret_does_not_fetch_the_recording(guacd, tmp_path_factory, vnc_target):
+    """Watching from now on is not reading what happened before."""
+    s = recorded_service(tmp_path_factory, guacd, "viewer-no-playback")
+    try:
+        reply = s.create(vnc_target, recording=True)
+        secret = join(s, share(s, reply["id"])).json()["session"]
+        r = requests.get(f"{s.base_url}/recording/{reply['id']}/file/0",
+                         headers={"X-Playback-Session": secret}, timeout=10)
+        assert r.status_code == 403
+        assert r.json()["details"] == "this playback session is not valid"
+    finally:
+        s.stop()
