@@ -4,7 +4,7 @@
 // every tunnel after that uses the secret. A share link (#share=…) opens the same page as a
 // viewer: its token is traded for a viewer secret, and the tunnel joins the owner's console.
 import Guacamole from './vendor/guacamole-common.js';
-import { STATE_TEXT, RECOVERABLE, describeError } from './status.js';
+import { STATE_TEXT, RECOVERABLE, describeError, hex } from './status.js';
 import { COMBOS, attachKeyboard, attachPointer, attachTextInput, createOsk, fkeyCombo,
   sendCombo } from './input.js';
 import { createMenu } from './menu.js';
@@ -202,7 +202,10 @@ function fail(code, message, gaveUp = false) {
   session.error = { code, message: own };
   document.body.dataset.error = String(code);
   const described = describeError(code, own);
-  if (session.viewer && own) described.text = own;   // "the owner stopped sharing", …
+  if (session.viewer && own) {     // "the owner stopped sharing", in the server's words
+    Object.assign(described, { text: own, detail: `(code ${hex(code)})`,
+      hint: "Ask the console's owner for a new link if you need one." });
+  }
   const hint = gaveUp ? `Gave up after ${MAX_ATTEMPTS} attempts.` : described.hint;
   showStatus(described.text, described.detail, hint, true, gaveUp);
 }
