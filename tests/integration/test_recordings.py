@@ -47,11 +47,12 @@ def settled(path, quiet: float = 0.5, timeout: float = 10) -> None:
 
 
 async def type_into(tunnel, reply: dict, text: str) -> None:
-    """A short session: the first frame, the keys of *text*, a few seconds of frames."""
+    """A short session: the first frame, the command *text* typed and entered (the xterm is
+    shared with other tests: nothing may stay on its command line), a few seconds of frames."""
     async with tunnel(reply) as t:
         await t.until("sync")
-        for char in text:
-            t.send(protocol.encode("key", ord(char), 1) + protocol.encode("key", ord(char), 0))
+        for keysym in [ord(char) for char in text] + [0xFF0D]:
+            t.send(protocol.encode("key", keysym, 1) + protocol.encode("key", keysym, 0))
         await t.drain(2.5)
 
 
@@ -81,7 +82,7 @@ def test_a_recorded_console_lists_its_recording_with_size_and_duration(recorded,
 
 def test_keystrokes_are_recorded_only_when_asked_for(recorded, vnc_target, tunnel):
     reply = recorded.create(vnc_target, recording={"keys": True})
-    asyncio.run(type_into(tunnel, reply, "xyz"))
+    asyncio.run(type_into(tunnel, reply, ": xyz"))
     raw = recorded.api("GET", f"/api/v1/consoles/{reply['id']}/recording/0").content
     assert b"3.key,3.120,1.1," in raw            # the key, pressed, and guacd's timestamp
 
@@ -132,8 +133,8 @@ def test_recordings_older_than_the_retention_are_removed(guacd, tmp_path_factory
     s = recorded_service(tmp_path_factory, guacd, "retention", retention=3600)
     try:
         old, new = s.create(vnc_target, recording=True), s.create(vnc_target, recording=True)
-        asyncio.run(type_into(tunnel, old, "a"))
-        asyncio.run(type_into(tunnel, new, "b"))
+        asyncio.run(type_into(tunnel, old, ": a"))
+        asyncio.run(type_into(tunnel, new, ": b"))
         old_file = s.recordings / old["id"]
         settled(old_file)
         two_hours_ago = time.time() - 7200         # as if the recording were that old
@@ -158,7 +159,7 @@ def test_a_guacd_writing_where_guacbridge_cannot_see_is_reported(guacd, tmp_path
     s = recorded_service(tmp_path_factory, guacd, "unshared", guacd_dir=str(elsewhere))
     try:
         reply = s.create(vnc_target, recording=True)
-        asyncio.run(type_into(tunnel, reply, "a"))
+        asyncio.run(type_into(tunnel, reply, ": a"))
         assert (elsewhere / reply["id"]).exists()       # guacd did write it
         r = s.api("GET", f"/api/v1/consoles/{reply['id']}/recording")
         assert r.status_code == 404
