@@ -96,6 +96,15 @@ class Settings:
     limits_consoles_per_target: int = 0
     idle_timeout: int = 1800
     idle_warning: int = 60
+    # Session recording and live sharing ([recordings], [shares]): where guacbridge reads
+    # recordings (unset: recording is off), the same directory as guacd sees it (default: the
+    # same path), whether consoles are recorded on request or always, how long files are kept;
+    # how long a share link waits for its first use.
+    recordings_dir: pathlib.Path | None = None
+    recordings_guacd_dir: str = ""
+    recordings_policy: str = "request"
+    recordings_retention: int = 30 * 86400
+    shares_ttl: int = 300
 
     @property
     def base_url(self) -> str:
@@ -144,6 +153,7 @@ ENV = {
     "GUACBRIDGE_SECRET_KEY_FILE": "secret_key_file",
     "GUACBRIDGE_INSTANCE": "instance",
     "GUACBRIDGE_ALLOWED_ORIGINS": "allowed_origins",
+    "GUACBRIDGE_RECORDINGS_DIR": "recordings_dir",
 }
 
 
@@ -180,7 +190,7 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
                 "idle_timeout", "idle_warning"):
         if key in consoles:
             flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy", "audit", "limits"):
+    for section in ("guacamole", "broker", "legacy", "audit", "limits", "recordings", "shares"):
         for key, value in doc.get(section, {}).items():
             flat[f"{section}_{key}"] = value
     if "agents" in doc:
@@ -402,4 +412,9 @@ _PARSERS = {
     "limits_consoles_per_target": _count,
     "idle_timeout": _count,
     "idle_warning": _positive,
+    "recordings_dir": lambda v: pathlib.Path(v) if str(v).strip() else None,
+    "recordings_guacd_dir": str,
+    "recordings_policy": lambda v: _choice(v, ("request", "always")),
+    "recordings_retention": _positive,
+    "shares_ttl": _positive,
 }

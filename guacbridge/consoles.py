@@ -20,16 +20,18 @@ from .audit import Audit, Client, LiveTunnel
 from .audit import iso as _iso
 from .config import Settings
 from .errors import StatusError
-from .grants import Grant, GrantStore, Refused
+from .grants import Grant, GrantStore, Refused, Target
 from .guacd_pool import GuacdPool
 from .keyring import SecretsError
 from .metrics import Metrics
+from .recordings import PATH_PARAM, Recordings
 from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
 from .store.sql import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name"}
+_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name",
+                   "recording"}
 PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
 Stopper = Callable[[str], None]
 
@@ -50,6 +52,7 @@ class Consoles:
         self._live: dict[str, set[Stopper]] = {}
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.audit = Audit(store, settings.instance_name, clock)
+        self.recordings = Recordings(settings)
         self.metrics = Metrics()
         self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
         self.add_listener(self.metrics.on_event)
@@ -93,6 +96,10 @@ class Consoles:
         name = _optional_text(request, "name", 100)
         if sink == "guacamole" and user is None:
             raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
+        try:
+            record, record_keys = self.recordings.wanted(request.get("recording"))
+        except ValueError as e:
+            raise ConsoleError(400, str(e)) from None
 
         agent_name = target.get("agent", "static")
         agent = self.agents.get(agent_name) if isinstance(agent_name, str) else None
@@ -112,7 +119,12 @@ class Consoles:
         if resolved.expires_at is not None:
             use_by = min(use_by, resolved.expires_at)
         token = grants.new_token()
-        grant = Grant(id=console_id or grants.new_id(), target=resolved.target, owner=owner,
+        console_id = console_id or grants.new_id()
+        target = resolved.target
+        if record:    # guacbridge's own parameters: a request can never name a path
+            target = Target(target.protocol, {**target.params,
+                                              **self.recordings.params(console_id, record_keys)})
+        grant = Grant(id=console_id, target=target, owner=owner,
                       user=user, created_at=now, use_by=use_by, duration=duration,
                       max_duration=self.settings.max_duration, has_extra=extra is not None)
         logs.console_id.set(grant.id)
@@ -141,6 +153,8 @@ class Consoles:
         await self.record_event(grant.id, "created", owner=owner, user=user, sink=sink,
                                 protocol=grant.target.protocol,
                                 hostname=grant.target.params.get("hostname"))
+        if record:
+            await self.record_event(grant.id, "recording.requested", include_keys=record_keys)
         if sink == "guacamole":
             log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,
                      grant.target.protocol, owner)
@@ -159,8 +173,20 @@ class Consoles:
 
     async def record_event(self, console_id: str, kind: str, **data: Any) -> None:
         """Add to the console's audit trail (``GET /api/v1/consoles/{id}/events``): a kind and
-        plain facts, never a token or password (such keys raise ValueError)."""
+        plain facts, never a token or password (such keys raise ValueError). The features'
+        own kinds (``recording.*``, ``share.*``) also go to the listeners, so that the broker
+        publishes them; the lifecycle ones reach the listeners through ``_emit``."""
         await self.audit.record(console_id, kind, **data)
+        if "." not in kind:
+            return
+        log.info("console %s: %s %s", console_id, kind,
+                 " ".join(f"{k}={v}" for k, v in data.items()))
+        body = {"id": console_id, "event": kind, "at": _iso(self.clock()), **data}
+        for listener in self._listeners:
+            try:
+                listener(kind, body)
+            except Exception:
+                log.exception("console event listener failed")
 
     def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Called with ("opened" | "extended" | "closed", a reply body without secrets)."""
@@ -377,6 +403,7 @@ class Consoles:
                 self._emit("closed", await self._grant(console_id))
             await self.record_event(console_id, "closed", reason=reason)
         await self.clean_sinks()
+        await self.remove_old_recordings()
 
     async def sweep_forever(self, interval: float = 5.0, purge_every: int = 60) -> None:
         """Sweep every *interval* seconds; every *purge_every* passes, forget consoles
@@ -428,6 +455,14 @@ class Consoles:
                 "tunnel": self.audit.tunnel_view(tunnel)})
         return {"result": True, "details": None, "instance": self.audit.instance,
                 "sessions": listed}
+    async def remove_old_recordings(self) -> None:
+        """Delete recordings kept longer than the retention; each removal is an event."""
+        if not self.recordings.enabled:
+            return
+        for console_id, name in await asyncio.to_thread(self.recordings.remove_expired):
+            await self.record_event(console_id, "recording.removed", file=name,
+                                    reason=f"older than the retention of"
+                                           f" {self.recordings.retention} s")
 
     def stop_all(self, reason: str) -> None:
         for console_id in list(self._live):
@@ -453,6 +488,7 @@ class Consoles:
             "max_deadline": _iso(grant.hard_deadline), "up_at": _iso(grant.up_at),
             "closed_at": _iso(grant.closed_at),
             "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
+            "recording": PATH_PARAM in grant.target.params,
         }
         if grant.sink == "guacamole":
             body["url"] = client_url(self.settings.guacamole_url, int(grant.sink_ref)) \

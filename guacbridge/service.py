@@ -39,6 +39,12 @@ def add_readiness_checks(consoles: Consoles) -> None:
             return str(e)
         return None
     consoles.readiness.update(guacd=consoles.guacd_pool.check, grant_store=grant_store)
+    if consoles.recordings.enabled:
+        consoles.recordings.prepare()
+
+        async def recordings() -> str | None:
+            return await asyncio.to_thread(consoles.recordings.check)
+        consoles.readiness["recordings"] = recordings
     if consoles.guacamole is not None:
         guacamole = consoles.guacamole
 

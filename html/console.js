@@ -1,9 +1,10 @@
 // The console page: one Guacamole client at a time over guacbridge's WebSocket tunnel, kept
 // alive across network drops. The one-time token arrives in the URL fragment (never in a
 // server log), is traded once for a reconnect secret kept in this tab's sessionStorage, and
-// every tunnel after that uses the secret.
+// every tunnel after that uses the secret. A share link (#share=…) opens the same page as a
+// viewer: its token is traded for a viewer secret, and the tunnel joins the owner's console.
 import Guacamole from './vendor/guacamole-common.js';
-import { STATE_TEXT, RECOVERABLE, describeError } from './status.js';
+import { STATE_TEXT, RECOVERABLE, describeError, hex } from './status.js';
 import { COMBOS, attachKeyboard, attachPointer, attachTextInput, createOsk, fkeyCombo,
   sendCombo } from './input.js';
 import { createMenu } from './menu.js';
@@ -23,21 +24,29 @@ const $ = (id) => document.getElementById(id);
 const base = location.pathname.replace(/\/+$/, '');
 const consoleId = base.split('/').pop();
 const storeKey = `guacbridge-session:${consoleId}`;
+const shareKey = `guacbridge-share:${consoleId}`;
+const SHARES_POLL_MS = 5000;     // the owner's list of shares, while the menu is open
 
 const prefs = loadPrefs();
 const session = {
   secret: null, info: null, offset: 0, conn: null, state: 0, error: null, attempts: 0,
   reconnects: 0, ended: null, zoom: 'fit', retryTimer: null,
+  viewer: null,                  // 'view' or 'control' when this page came from a share link
 };
+const watchOnly = () => session.viewer === 'view';
 
 // The live connection, whichever it is now.
 const sink = {
   key(pressed, keysym) {
-    if (session.state === CONNECTED) session.conn.client.sendKeyEvent(pressed, keysym);
+    if (session.state === CONNECTED && !watchOnly()) {
+      session.conn.client.sendKeyEvent(pressed, keysym);
+    }
     if (idle.timer) clearIdle();
   },
   mouse(state) {
-    if (session.state === CONNECTED) session.conn.client.sendMouseState(state, true);
+    if (session.state === CONNECTED && !watchOnly()) {
+      session.conn.client.sendMouseState(state, true);
+    }
     if (idle.timer) clearIdle();
   },
 };
@@ -51,6 +60,7 @@ window.guacbridge = {
   get reconnects() { return session.reconnects; },
   get deadline() { return session.info?.deadline ?? null; },
   get prefs() { return { ...prefs }; },
+  get viewer() { return session.viewer; },
 };
 
 // -- preferences -------------------------------------------------------------------------
@@ -86,7 +96,9 @@ function setPref(name, value) {
 
 async function pageApi(path, method = 'GET', body = undefined) {
   const headers = { 'Content-Type': 'application/json' };
-  if (session.secret) headers['X-Console-Session'] = session.secret;
+  if (session.secret) {
+    headers[session.viewer ? 'X-Share-Session' : 'X-Console-Session'] = session.secret;
+  }
   const response = await fetch(`${base}/${path}`, {
     method, headers, body: body && JSON.stringify(body), cache: 'no-store',
   });
@@ -106,6 +118,8 @@ async function startSession() {
   const fragment = new URLSearchParams(location.hash.slice(1));
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
   const token = fragment.get('token');
+  const shareToken = fragment.get('share');
+  if (shareToken || (!token && sessionStorage.getItem(shareKey))) return startViewer(shareToken);
   if (token) {
     const info = await pageApi('session', 'POST', { token, extra: fragment.get('extra') });
     session.secret = info.session;
@@ -117,6 +131,52 @@ async function startSession() {
   if (!session.secret) return false;
   takeInfo(await pageApi('session'));       // a reload: the same tab may come back
   return true;
+}
+
+async function startViewer(shareToken) {
+  let info;
+  if (shareToken) {
+    info = await pageApi('join', 'POST', { token: shareToken });
+    sessionStorage.setItem(shareKey, info.session);
+    session.secret = info.session;
+  } else {
+    session.secret = sessionStorage.getItem(shareKey);
+    session.viewer = 'view';               // until the server says which
+    info = await pageApi('join');
+  }
+  session.viewer = info.mode;
+  document.body.dataset.viewer = info.mode;
+  menu.viewerMode(info.mode);
+  takeInfo(info);
+  return true;
+}
+
+// -- shares (the owner's) --------------------------------------------------------------------
+
+async function refreshShares() {
+  if (session.viewer || !session.secret) return;
+  try {
+    menu.showShares((await pageApi('shares')).shares);
+  } catch { /* shown again on the next look */ }
+}
+
+async function share(mode) {
+  try {
+    const made = await pageApi('shares', 'POST', { mode });
+    menu.showShareLink(made.url);
+  } catch (e) {
+    menu.showShareLink(null);
+    banner('time', `Could not share: ${e.message}`);
+  }
+  refreshShares();
+}
+
+async function revokeShare(id) {
+  try {
+    await pageApi(`shares/${id}/revoke`, 'POST');
+  } catch { /* already over */ }
+  menu.showShareLink(null);
+  refreshShares();
 }
 
 // -- status box and banners ---------------------------------------------------------------
@@ -137,7 +197,7 @@ function banner(kind, text) {
   const kinds = ['idle', 'time', 'unstable'].filter((k) => banners.has(k));
   $('banner').hidden = !kinds.length;
   $('banner-text').textContent = kinds.length ? banners.get(kinds[0]) : '';
-  $('banner-extend').hidden = kinds[0] !== 'time';
+  $('banner-extend').hidden = kinds[0] !== 'time' || Boolean(session.viewer);
 }
 
 // The server ends a console left without input; it warns first, and any key or mouse
@@ -169,6 +229,10 @@ function fail(code, message, gaveUp = false) {
   session.error = { code, message: own };
   document.body.dataset.error = String(code);
   const described = describeError(code, own);
+  if (session.viewer && own) {     // "the owner stopped sharing", in the server's words
+    Object.assign(described, { text: own, detail: `(code ${hex(code)})`,
+      hint: "Ask the console's owner for a new link if you need one." });
+  }
   const hint = gaveUp ? `Gave up after ${MAX_ATTEMPTS} attempts.` : described.hint;
   showStatus(described.text, described.detail, hint, true, gaveUp);
 }
@@ -184,7 +248,9 @@ function tunnelUrl() {
 }
 
 function connectQuery() {
-  const query = new URLSearchParams({ console: consoleId, session: session.secret });
+  const query = new URLSearchParams(session.viewer
+    ? { console: consoleId, share: session.secret }
+    : { console: consoleId, session: session.secret });
   query.set('width', String(window.innerWidth));
   query.set('height', String(window.innerHeight));
   query.set('dpi', String(Math.round(96 * (window.devicePixelRatio || 1))));
@@ -428,7 +494,8 @@ const menu = createMenu({
   extend, closeSession, toggleFullscreen, zoom, setPref,
   sendCombo: (name) => sendCombo(sink, COMBOS[name]),
   sendFkey: (n) => sendCombo(sink, fkeyCombo(n)),
-  onOpen: () => clipboard.pullLocal(),
+  onOpen: () => { clipboard.pullLocal(); refreshShares(); },
+  share, revokeShare,
 }, prefs);
 
 const ownsFocus = () => {
@@ -466,8 +533,11 @@ window.addEventListener('pagehide', () => {
 });
 setInterval(tickClock, 1000);
 setInterval(() => {
-  if (session.secret && !session.ended) pageApi('session').then(takeInfo).catch(() => {});
+  if (session.secret && !session.ended) {
+    pageApi(session.viewer ? 'join' : 'session').then(takeInfo).catch(() => {});
+  }
 }, POLL_MS);
+setInterval(() => { if (menu.isOpen()) refreshShares(); }, SHARES_POLL_MS);
 
 async function start() {
   showInputPanel();
@@ -479,6 +549,7 @@ async function start() {
     }
   } catch (e) {
     sessionStorage.removeItem(storeKey);
+    sessionStorage.removeItem(shareKey);
     fail({ 403: 0x0301, 429: 0x031D }[e.status] ?? 0x0200, e.message);
     return;
   }

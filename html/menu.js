@@ -13,6 +13,11 @@ function timeZones(current) {
   return zones.includes(current) ? zones : [current, ...zones];
 }
 
+const SHARE_STATES = {
+  pending: 'not opened yet', joined: 'opened, not watching now', watching: 'watching now',
+  revoked: 'revoked', ended: 'ended', expired: 'expired unused',
+};
+
 export function createMenu(actions, prefs) {
   const menu = $('menu');
   const handle = $('menu-handle');
@@ -62,6 +67,14 @@ export function createMenu(actions, prefs) {
     actions.closeSession();
   });
 
+  // Share
+  $('share-view').addEventListener('click', () => actions.share('view'));
+  $('share-control').addEventListener('click', () => actions.share('control'));
+  $('share-copy').addEventListener('click', () => {
+    $('share-link').select();
+    navigator.clipboard?.writeText($('share-link').value).catch(() => {});
+  });
+
   // Keys
   menu.querySelectorAll('[data-keys]').forEach((button) => {
     button.addEventListener('click', () => actions.sendCombo(button.dataset.keys));
@@ -100,5 +113,40 @@ export function createMenu(actions, prefs) {
     showTimeLeft(text) { $('time-left').textContent = text; },
     showFullscreen(on) { $('fullscreen').setAttribute('aria-pressed', String(on)); },
     canExtend(yes) { $('extend').disabled = !yes; $('banner-extend').disabled = !yes; },
+    showShareLink(url) {
+      $('share-link-box').hidden = !url;
+      $('share-link').value = url || '';
+    },
+    showShares(shares) {
+      $('share-list').replaceChildren(...shares.map((share) => {
+        const item = document.createElement('li');
+        item.dataset.share = share.id;
+        item.dataset.state = share.state;
+        const text = document.createElement('span');
+        const who = share.viewer ? ` (${share.viewer})` : '';
+        text.textContent = `${share.mode === 'view' ? 'View-only' : 'Control'} link:`
+          + ` ${SHARE_STATES[share.state] || share.state}${share.watching ? who : ''}`;
+        text.classList.toggle('watching', share.watching);
+        item.append(text);
+        if (['pending', 'joined', 'watching'].includes(share.state)) {
+          const revoke = document.createElement('button');
+          revoke.type = 'button';
+          revoke.className = 'danger';
+          revoke.textContent = 'Revoke';
+          revoke.addEventListener('click', () => actions.revokeShare(share.id));
+          item.append(revoke);
+        }
+        return item;
+      }));
+    },
+    viewerMode(mode) {
+      // A viewer neither extends, closes nor shares someone else's console.
+      ['extend', 'close-session', 'share-section'].forEach((id) => { $(id).hidden = true; });
+      $('menu-title').textContent = 'Shared console';
+      $('viewer-note').hidden = false;
+      $('viewer-note').textContent = mode === 'view'
+        ? 'You are watching: your keys and mouse do not reach the console.'
+        : 'Shared with control: your keys and mouse reach the console.';
+    },
   };
 }

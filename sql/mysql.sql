@@ -59,3 +59,31 @@ CREATE TABLE IF NOT EXISTS console_tunnel (
     seen_at         DOUBLE NOT NULL,              -- when the counts were reported
     KEY console_tunnel_console (console_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Links into a live console for someone else (a share: mode view or control) and one-time
+-- links to a console's recording (mode playback). Tokens and secrets only as SHA-256.
+CREATE TABLE IF NOT EXISTS console_share (
+    id            CHAR(36) NOT NULL PRIMARY KEY,
+    console_id    CHAR(36) NOT NULL,
+    mode          VARCHAR(16) NOT NULL,       -- view, control, playback
+    token_hash    CHAR(64) NOT NULL UNIQUE,
+    session_hash  CHAR(64),                   -- the viewer's page secret, set on first use
+    created_by    VARCHAR(128) NOT NULL,
+    created_at    DOUBLE NOT NULL,
+    use_by        DOUBLE NOT NULL,
+    consumed_at   DOUBLE,
+    viewer        VARCHAR(255),               -- where the link was opened from
+    live_tunnel   CHAR(36),                   -- the viewer's tunnel now, if any
+    ended_at      DOUBLE,
+    end_reason    VARCHAR(255),
+    KEY console_share_console (console_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- The guacd connection a console's owner holds now: where shares join it.
+CREATE TABLE IF NOT EXISTS console_live (
+    console_id    CHAR(36) NOT NULL PRIMARY KEY,
+    guacd_host    VARCHAR(255) NOT NULL,
+    guacd_port    INT NOT NULL,
+    connection_id VARCHAR(64) NOT NULL,
+    since         DOUBLE NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

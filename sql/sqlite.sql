@@ -59,3 +59,30 @@ CREATE TABLE IF NOT EXISTS console_tunnel (
     seen_at         REAL NOT NULL         -- when the counts were reported
 );
 CREATE INDEX IF NOT EXISTS console_tunnel_console ON console_tunnel (console_id);
+-- Links into a live console for someone else (a share: mode view or control) and one-time
+-- links to a console's recording (mode playback). Tokens and secrets only as SHA-256.
+CREATE TABLE IF NOT EXISTS console_share (
+    id            TEXT PRIMARY KEY,
+    console_id    TEXT NOT NULL,
+    mode          TEXT NOT NULL,          -- view, control, playback
+    token_hash    TEXT NOT NULL UNIQUE,
+    session_hash  TEXT,                   -- the viewer's page secret, set on first use
+    created_by    TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    use_by        REAL NOT NULL,
+    consumed_at   REAL,
+    viewer        TEXT,                   -- where the link was opened from
+    live_tunnel   TEXT,                   -- the viewer's tunnel now, if any
+    ended_at      REAL,
+    end_reason    TEXT
+);
+CREATE INDEX IF NOT EXISTS console_share_console ON console_share (console_id);
+
+-- The guacd connection a console's owner holds now: where shares join it.
+CREATE TABLE IF NOT EXISTS console_live (
+    console_id    TEXT PRIMARY KEY,
+    guacd_host    TEXT NOT NULL,
+    guacd_port    INTEGER NOT NULL,
+    connection_id TEXT NOT NULL,
+    since         REAL NOT NULL
+);

@@ -6,6 +6,7 @@ from .. import keyring
 from ..config import ConfigError, Settings
 from ..grants import GrantStore
 from .guacamole_db import GuacamoleDb, GuacamoleOptions
+from .shares import ShareStore
 
 
 def open_grant_store(settings: Settings, need_keys: bool = True) -> GrantStore:
@@ -40,6 +41,11 @@ def key_ring(settings: Settings) -> keyring.KeyRing:
         return keyring.load_or_create(settings.data_dir / keyring.KEY_FILE_NAME)
     except keyring.SecretsError as e:
         raise ConfigError(str(e)) from None
+
+
+def open_share_store(grants: GrantStore) -> ShareStore:
+    """Share links live in the grant store's database, on its connections."""
+    return ShareStore(grants._db)  # type: ignore[attr-defined]
 
 
 def open_guacamole_db(settings: Settings) -> GuacamoleDb | None:

@@ -5,15 +5,18 @@ import tornado.web
 
 from ..consoles import Consoles
 from ..limits import Throttle
-from . import api, headers, legacy, page, sessions
+from ..shares import Shares
+from ..store import open_share_store
+from . import api, headers, legacy, page, recording, sessions, shares
 from .access import log_request
 from .drain import Drain
 from .tunnel import TunnelHandler
 
 
-def make_app(consoles: Consoles) -> tornado.web.Application:
+def make_app(consoles: Consoles, sharing: Shares | None = None) -> tornado.web.Application:
     c = {"consoles": consoles}
     s = consoles.settings
+    sharing = sharing or Shares(consoles, open_share_store(consoles.store))
     return tornado.web.Application(
         [
             (r"/api/v1/openapi.json", api.OpenApiHandler, c),
@@ -25,7 +28,9 @@ def make_app(consoles: Consoles) -> tornado.web.Application:
             (r"/healthz", api.HealthHandler, c),
             (r"/readyz", api.ReadyHandler, c),
             (r"/metrics", api.MetricsHandler, c),
-            (r"/tunnel", TunnelHandler, c),
+            (r"/tunnel", TunnelHandler, {**c, "shares": sharing}),
+            *recording.routes(consoles, sharing),
+            *shares.routes(consoles, sharing),
             *page.routes(consoles),
             *([(legacy.ROUTE, legacy.LegacyHandler, c)] if consoles.settings.legacy_keys
               else []),

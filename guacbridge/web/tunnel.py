@@ -15,6 +15,7 @@ CLIENT_OVERRUN (over a limit) or CLIENT_BAD_REQUEST (malformed), CLIENT_BAD_TYPE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -29,6 +30,7 @@ from ..consoles import ConsoleError, Consoles
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
 from ..limits import Limited
+from ..shares import OwnerAway, Shares, Viewer
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE
 
@@ -45,7 +47,7 @@ _RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsew
 # The longest browser message, in code points; one instruction is at most
 # protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
 MAX_MESSAGE = 2**20
-_DISCONNECT = protocol.encode("disconnect")   # guacd's last words on a clean end
+_DISCONNECT = protocol.encode("disconnect")   # a clean end, either way
 SESSION_TIMEOUT = 0x020A   # Guacamole status: ended for inactivity
 CLIENT_TOO_MANY = 0x031D   # Guacamole status: too many connections
 # guacbridge's own `msg` code (guacamole-common-js hands `msg` to Client.onmsg): the tunnel
@@ -54,6 +56,7 @@ CLIENT_TOO_MANY = 0x031D   # Guacamole status: too many connections
 MSG_IDLE_WARNING = 0x4701
 _INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")  # instructions that count as a person's input
 _INPUT_INSIDE = tuple(b";" + opcode for opcode in _INPUT)
+_RECHECK_VIEWER = 5.0   # a viewer's tunnel also looks at its share (revoked elsewhere)
 
 
 def websocket_code(status: int) -> int:
@@ -65,8 +68,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     # so the larger ones get our CLIENT_OVERRUN; past this Tornado closes with 1009 itself.
     max_message_size = 4 * MAX_MESSAGE
 
-    def initialize(self, consoles: Consoles) -> None:
+    def initialize(self, consoles: Consoles, shares: Shares) -> None:
         self.consoles = consoles
+        self.shares = shares
+        self.viewer: Viewer | None = None    # set when this tunnel joins through a share
+        self.connection_id = ""
         self.settings_ = consoles.settings
         self.tunnel_id = str(uuid.uuid4())
         self.grant: Grant | None = None
@@ -130,7 +136,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except ValueError as e:
             return self.fail(guacd.CLIENT_BAD_REQUEST, str(e))
         try:
-            if arg("session", ""):
+            if arg("share", ""):
+                self.viewer = await self.shares.start_viewer(arg("console", ""), arg("share"),
+                                                             self.tunnel_id)
+                grant = self.viewer.grant
+            elif arg("session", ""):
                 grant = await self.consoles.resume_session(arg("console", ""), arg("session"),
                                                            self.tunnel_id)
             else:
@@ -140,6 +150,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
             return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
+        except OwnerAway as e:
+            return self.fail(guacd.UPSTREAM_UNAVAILABLE, str(e))
         except ConsoleError as e:
             log.warning("tunnel not opened: %s", e.details)
             if e.status != 503:       # e.g. its secrets do not open: the operator must act
@@ -156,28 +168,44 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if layout and grant.target.protocol == "rdp":
             params = {**params, "server-layout": layout}
         try:
-            conn = await self.pool.connect(grant.target.protocol, params, caps,
+            if self.viewer is not None:    # join the owner's connection
+                conn = await guacd.connect(self.viewer.address, self.viewer.connection_id,
+                                           self.viewer.params, caps,
                                            self.settings_.handshake_timeout)
+            else:
+                conn = await self.pool.connect(grant.target.protocol, params, caps,
+                                               self.settings_.handshake_timeout)
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
+            if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone
+                return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
             return self.fail(e.status, e.message, f"guacd: {e.message}")
         if self.end_reason is not None:   # the browser left during the handshake
             self.pool.release(conn)
             return await self._record_end()
         self.conn = conn
+        self.connection_id = conn.connection_id
         self.consoles.metrics.handshake.observe(conn.handshake_seconds)
-        detach = self.consoles.attach(grant.id, self.stop, LiveTunnel(
-            self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
-            lambda: (self.bytes_out, self.bytes_in)))
         drain = self.application.settings.get("drain")
         undrain = drain.add(self) if drain is not None else lambda: None
+        if self.viewer is not None:
+            detach = self.shares.attach_viewer(grant.id, self.viewer.share.id, self.fail)
+        else:
+            detach = self.consoles.attach(grant.id, self.stop, LiveTunnel(
+                self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
+                lambda: (self.bytes_out, self.bytes_in)))
         self.unregister = lambda: (detach(), undrain())
+        if self.viewer is None:
+            try:
+                await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
+            except ConsoleError as e:     # the console works; only sharing it does not
+                log.warning("console %s: cannot be shared now: %s", grant.id, e.details)
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
                       asyncio.ensure_future(self._watch_deadline(grant.id))]
-        if self.settings_.idle_timeout:
+        if self.settings_.idle_timeout and self.viewer is None:   # the owner's input counts
             self.last_input = time.monotonic()      # counted from the tunnel being up
             self.tasks.append(asyncio.ensure_future(self._watch_idle(
                 self.settings_.idle_timeout, self.settings_.idle_warning)))
@@ -199,7 +227,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             read, feed = conn.reader.read, conn.framer.feed
             grant = self.grant
             assert grant is not None            # set before this task starts
-            up = grant.up_at is not None
+            up = grant.up_at is not None or self.viewer is not None
             while not status:
                 data = await read(guacd.READ_SIZE)
                 if not data:
@@ -271,11 +299,19 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         while True:
             grant = await self.consoles.current(console_id)
             now = self.consoles.clock()
+            if self.viewer is not None and grant is not None and grant.closed_at is None:
+                gone = await self.shares.still_joined(self.viewer)
+                if gone == "owner away":
+                    return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
+                if gone is not None:
+                    return self.fail(guacd.SESSION_CLOSED, f"This shared view has ended:"
+                                     f" {gone}.", gone)
             if grant is None or grant.closed_at is not None:
                 return self.stop(grant.close_reason if grant else "console removed")
             if grant.deadline is None or now >= grant.deadline:
                 return self.stop("time limit reached")
-            await asyncio.sleep(min(grant.deadline - now, _RECHECK))
+            await asyncio.sleep(min(grant.deadline - now, _RECHECK if self.viewer is None
+                                    else _RECHECK_VIEWER))
 
     def _client(self) -> Client:
         return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
@@ -349,6 +385,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             if task is not asyncio.current_task():
                 task.cancel()
         if self.conn is not None:
+            # guacd 1.3.0 does not notice a closed socket until its 15 s user timeout, and
+            # keeps the connection (and its recording) open that long: say goodbye.
+            with contextlib.suppress(Exception):
+                self.conn.writer.write(_DISCONNECT.encode())
             self.pool.release(self.conn, lost=self.guacd_lost)
             self.conn = None
 
@@ -366,9 +406,15 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.consoles.metrics.tunnel_bytes.labels("to_browser").inc(self.bytes_out)
         self.consoles.metrics.tunnel_bytes.labels("to_guacd").inc(self.bytes_in)
         try:
-            await self.consoles.end_tunnel(grant, self.tunnel_id, reason,
-                                           bytes_out=self.bytes_out, bytes_in=self.bytes_in,
-                                           seconds=time.monotonic() - self.opened_at)
+            if self.viewer is not None:     # a viewer leaving never ends the console
+                await self.shares.viewer_left(self.viewer.share, self.tunnel_id, reason)
+            else:
+                if self.connection_id:
+                    await self.shares.owner_left(grant.id, self.connection_id)
+                await self.consoles.end_tunnel(grant, self.tunnel_id, reason,
+                                               bytes_out=self.bytes_out,
+                                               bytes_in=self.bytes_in,
+                                               seconds=time.monotonic() - self.opened_at)
         except Exception:
             log.exception("console %s: could not record the tunnel's end", grant.id)
         log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",

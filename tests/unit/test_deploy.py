@@ -19,7 +19,7 @@ SECTIONS = {"use_by": "consoles", "duration": "consoles", "max_duration": "conso
 
 
 def where(field: str) -> tuple[str, str]:
-    for section in ("guacamole", "broker", "legacy", "audit", "limits"):
+    for section in ("guacamole", "broker", "legacy", "audit", "limits", "recordings", "shares"):
         if field.startswith(section + "_"):
             return section, field[len(section) + 1:]
     return SECTIONS.get(field, "guacbridge"), field

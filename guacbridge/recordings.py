@@ -1,0 +1,231 @@
+"""Session recordings: the guacd parameters that make guacd record a console, and the files
+it writes — which belong to a console, how big and how long they are, and their removal once
+the retention has passed.
+
+guacd writes the recordings (``recording-path``/``recording-name``), in Guacamole's own
+protocol, into a directory that guacbridge reads too (``recordings.dir``; when guacd runs
+elsewhere, a volume both mount, named for guacd by ``recordings.guacd_dir``). Only guacbridge
+sets these parameters, never a console request (see ``parameters.py``). A console's files are
+``<console id>``, then ``<console id>.1``, ``.2``… for each later guacd connection (a reconnect):
+guacd itself adds the suffix rather than overwrite a file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import pathlib
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+# What marks a console as recorded in its stored guacd parameters.
+PATH_PARAM = "recording-path"
+_SYNC = re.compile(rb"4\.sync,\d{1,2}\.(\d{1,20})[,;]")
+_PROBE = 256 * 1024      # bytes read at each end of a file to find its first and last sync
+_PART = re.compile(r"^(?:\.(\d{1,3}))?$")
+
+
+class RecordingError(Exception):
+    """Why a recording cannot be had; ``status`` is the HTTP status for the API."""
+
+    def __init__(self, status: int, details: str) -> None:
+        super().__init__(details)
+        self.status = status
+        self.details = details
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingFile:
+    path: pathlib.Path
+    part: int                 # 0 for the first guacd connection, then 1, 2…
+    size: int
+    modified: float
+    # guacd's ``sync`` timestamps (seconds) of the first and last frame: guacd 1.3.0 counts
+    # them from its own clock, not the epoch, so only their difference means something.
+    first_sync: float | None
+    last_sync: float | None
+
+    @property
+    def duration(self) -> float:
+        if self.first_sync is None or self.last_sync is None:
+            return 0.0
+        return max(0.0, self.last_sync - self.first_sync)
+
+    def public(self) -> dict[str, Any]:
+        modified = datetime.datetime.fromtimestamp(self.modified, datetime.timezone.utc)
+        return {"part": self.part, "size": self.size, "duration": round(self.duration, 3),
+                "modified_at": modified.isoformat(timespec="seconds").replace("+00:00", "Z")}
+
+
+class Recordings:
+    def __init__(self, settings: Settings) -> None:
+        self.dir = settings.recordings_dir
+        self.guacd_dir = settings.recordings_guacd_dir or (str(self.dir) if self.dir else "")
+        self.policy = settings.recordings_policy
+        self.retention = settings.recordings_retention
+
+    @property
+    def enabled(self) -> bool:
+        return self.dir is not None
+
+    def wanted(self, asked: Any) -> tuple[bool, bool]:
+        """(record?, include keys?) for a request's ``recording`` field: true, false, or
+        ``{"keys": true}``; ValueError with a message for the caller otherwise."""
+        keys = False
+        if isinstance(asked, Mapping):
+            unknown = sorted(set(asked) - {"keys"})
+            if unknown:
+                raise ValueError(f"unknown recording option(s): {', '.join(unknown)};"
+                                 " the only one is keys")
+            keys = asked.get("keys", False)
+            if not isinstance(keys, bool):
+                raise ValueError("recording.keys must be true or false")
+            asked = True
+        elif asked is not None and not isinstance(asked, bool):
+            raise ValueError('recording must be true, false or {"keys": true}')
+        record = bool(asked) or self.policy == "always"
+        if record and not self.enabled:
+            raise ValueError("recording is not configured on this service"
+                             " (set recordings.dir)")
+        return record, keys and record
+
+    def params(self, console_id: str, keys: bool) -> dict[str, str]:
+        """guacd's parameters for recording this console; output and mouse are always kept
+        (the player needs them), keys only when asked for."""
+        return {PATH_PARAM: self.guacd_dir, "recording-name": console_id,
+                "create-recording-path": "true",
+                "recording-include-keys": "true" if keys else ""}
+
+    def prepare(self) -> None:
+        """Make the directory if it is missing (a fresh volume); /readyz tells if we can't."""
+        if self.dir is not None:
+            try:
+                self.dir.mkdir(mode=0o750, parents=True, exist_ok=True)
+            except OSError as e:
+                log.warning("the recordings directory %s cannot be made: %s", self.dir,
+                            e.strerror)
+
+    def check(self) -> str | None:
+        """For /readyz: None when the directory can be read, else why not."""
+        if self.dir is None:
+            return None
+        if not self.dir.is_dir():
+            return (f"the recordings directory {self.dir} does not exist; create it (shared"
+                    " with guacd) or unset recordings.dir")
+        if not os.access(self.dir, os.R_OK | os.X_OK | os.W_OK):
+            return f"the recordings directory {self.dir} is not readable and writable by us"
+        return None
+
+    def files(self, console_id: str) -> list[RecordingFile]:
+        """This console's recording files, oldest first; [] if there are none (yet)."""
+        if self.dir is None or not re.fullmatch(r"[0-9a-f-]{36}", console_id):
+            return []
+        found = []
+        try:
+            entries = list(os.scandir(self.dir))
+        except OSError:
+            return []
+        for entry in entries:
+            if not entry.name.startswith(console_id):
+                continue
+            match = _PART.match(entry.name[len(console_id):])
+            if not match or not entry.is_file():
+                continue
+            stat = entry.stat()
+            first, last = _sync_span(pathlib.Path(entry.path), stat.st_size)
+            found.append(RecordingFile(pathlib.Path(entry.path), int(match[1] or 0),
+                                       stat.st_size, stat.st_mtime, first, last))
+        return sorted(found, key=lambda f: f.part)
+
+    def describe(self, console_id: str, recorded: bool, started: bool) -> dict[str, Any]:
+        """What the API answers about a console's recording; RecordingError says why there
+        is none, in words that tell an operator what to fix."""
+        if not recorded:
+            raise RecordingError(404, f"console {console_id} was not recorded; ask for"
+                                      ' "recording": true when opening a console')
+        files = self.files(console_id)
+        if not files:
+            if not started:
+                raise RecordingError(404, f"console {console_id} has not been used yet:"
+                                          " its recording starts with its session")
+            raise RecordingError(404, self.missing(console_id))
+        return {"files": [f.public() for f in files], "size": sum(f.size for f in files),
+                "duration": round(sum(f.duration for f in files), 3)}
+
+    def missing(self, console_id: str) -> str:
+        if self.dir is None:
+            return "recording is not configured on this service (recordings.dir is unset)"
+        if self.dir.is_dir() and str(self.dir) == self.guacd_dir:
+            where = f"{self.dir}"
+        else:
+            where = f"{self.guacd_dir} (as guacd sees it), {self.dir} here"
+        return (f"no recording of console {console_id} is in {where}: it was removed after"
+                " the retention, or guacd writes it where guacbridge does not see it; guacd"
+                " and guacbridge must share that directory (see the README, Recordings)")
+
+    def file(self, console_id: str, part: int) -> RecordingFile:
+        for f in self.files(console_id):
+            if f.part == part:
+                return f
+        raise RecordingError(404, f"console {console_id} has no recording part {part}")
+
+    def expired(self, now: float | None = None) -> list[pathlib.Path]:
+        """Files last written longer than the retention ago."""
+        if self.dir is None:
+            return []
+        limit = (time.time() if now is None else now) - self.retention
+        old = []
+        try:
+            entries = list(os.scandir(self.dir))
+        except OSError:
+            return []
+        for entry in entries:
+            if re.fullmatch(r"[0-9a-f-]{36}(\.\d{1,3})?", entry.name) and entry.is_file() \
+                    and entry.stat().st_mtime < limit:
+                old.append(pathlib.Path(entry.path))
+        return old
+
+    def remove_expired(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Delete recordings past the retention; (console id, file name) of each removed."""
+        removed = []
+        for path in self.expired(now):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue           # another instance removed it first
+            except OSError as e:
+                log.warning("recording %s could not be removed: %s", path.name, e.strerror)
+                continue
+            removed.append((path.name[:36], path.name))
+            log.info("recording %s removed after the retention (%d s)", path.name,
+                     self.retention)
+        return removed
+
+
+def _sync_span(path: pathlib.Path, size: int) -> tuple[float | None, float | None]:
+    """The first and last ``sync`` timestamps of a recording, in seconds."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(_PROBE)
+            if size > _PROBE:
+                f.seek(max(_PROBE, size - _PROBE))
+                tail = f.read(_PROBE)
+            else:
+                tail = head
+    except OSError:
+        return None, None
+    first = _SYNC.search(head)
+    last = None
+    for last in _SYNC.finditer(tail):
+        pass
+    if first is None:
+        return None, None
+    end = last if last is not None else first
+    return int(first[1]) / 1000.0, int(end[1]) / 1000.0

@@ -1,0 +1,142 @@
+"""A console's recording over HTTP: its description and files for API callers
+(``GET /api/v1/consoles/{id}/recording``, ``…/recording/{part}``; scope: read), and the player
+page (``/recording/{id}``) that plays it with guacamole-common-js's ``SessionRecording``.
+
+The API's answer carries a one-time player link (like a console link); the page trades that
+link's token for a playback session, and fetches the files with it.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import tornado.web
+
+from .. import resources
+from ..consoles import ConsoleError, Consoles
+from ..grants import Refused
+from ..recordings import PATH_PARAM, RecordingError, RecordingFile
+from ..shares import Shares
+from .access import RedactedLogging
+from .api import JsonHandler, answers
+from .page import CSP
+
+CHUNK = 256 * 1024
+PLAYBACK_HEADER = "X-Playback-Session"
+
+
+async def describe(consoles: Consoles, console_id: str) -> dict[str, Any]:
+    grant = await consoles.current(console_id)
+    if grant is None:
+        raise ConsoleError(404, f"no console with id {console_id}")
+    try:
+        return await asyncio.to_thread(consoles.recordings.describe, console_id,
+                                       PATH_PARAM in grant.target.params,
+                                       grant.consumed_at is not None)
+    except RecordingError as e:
+        raise ConsoleError(e.status, e.details) from None
+
+
+async def send_file(handler: tornado.web.RequestHandler, consoles: Consoles, console_id: str,
+                    part: int) -> None:
+    """Stream one recording file: guacd's own protocol, as text."""
+    try:
+        found: RecordingFile = await asyncio.to_thread(consoles.recordings.file, console_id,
+                                                       part)
+        f = await asyncio.to_thread(found.path.open, "rb")
+    except RecordingError as e:
+        raise ConsoleError(e.status, e.details) from None
+    except OSError as e:
+        raise ConsoleError(500, f"the recording cannot be read: {e.strerror}") from None
+    handler.set_header("Content-Type", "application/octet-stream")
+    handler.set_header("Content-Disposition",
+                       f'attachment; filename="{console_id}-{part}.guac"')
+    handler.set_header("Content-Length", str(found.size))
+    try:
+        left = found.size      # guacd may still be writing: send what was there
+        while left > 0:
+            data = await asyncio.to_thread(f.read, min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            handler.write(data)
+            await handler.flush()
+    finally:
+        f.close()
+    handler.finish()
+
+
+class WithShares(JsonHandler):
+    def initialize(self, consoles: Consoles, shares: Shares) -> None:   # type: ignore[override]
+        super().initialize(consoles)
+        self.shares = shares
+
+
+class RecordingApiHandler(WithShares):
+    @answers
+    async def get(self, console_id: str) -> None:
+        key = self.api_key("read")
+        await self.owned(console_id, key)
+        body = await describe(self.consoles, console_id)
+        link = await self.shares.playback_link(console_id, key.name)
+        self.send({"result": True, "details": None, "id": console_id, **body, **link})
+
+
+class RecordingFileApiHandler(JsonHandler):
+    @answers
+    async def get(self, console_id: str, part: str) -> None:
+        await self.owned(console_id, self.api_key("read"))
+        await describe(self.consoles, console_id)
+        await send_file(self, self.consoles, console_id, int(part))
+
+
+class PlayerPageHandler(RedactedLogging, tornado.web.RequestHandler):
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+
+    def get(self, console_id: str) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish((resources.folder("html") / "player.html").read_bytes())
+
+
+class PlayerSessionHandler(WithShares):
+    @answers
+    async def post(self, console_id: str) -> None:
+        """Trade the player link's token (in the body) for a playback session."""
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ConsoleError(400, "the request body must be a JSON object")
+        share, secret = await self.shares.join(console_id, body.get("token"),
+                                               self.request.remote_ip or "", playback=True)
+        await self.consoles.record_event(console_id, "recording.played", by=share.created_by,
+                                         viewer=share.viewer)
+        self.send({"result": True, "details": None, "id": console_id, "session": secret,
+                   **await describe(self.consoles, console_id)}, 201)
+
+
+class PlayerFileHandler(WithShares):
+    @answers
+    async def get(self, console_id: str, part: str) -> None:
+        try:
+            await self.shares.by_secret(console_id,
+                                        self.request.headers.get(PLAYBACK_HEADER, ""),
+                                        modes=("playback",))
+        except Refused as e:
+            raise ConsoleError(403, e.reason) from None
+        await send_file(self, self.consoles, console_id, int(part))
+
+
+def routes(consoles: Consoles, shares: Shares) -> list[tuple]:
+    c = {"consoles": consoles}
+    cs = {"consoles": consoles, "shares": shares}
+    uuid = r"([0-9a-f-]{36})"
+    return [
+        (rf"/api/v1/consoles/{uuid}/recording", RecordingApiHandler, cs),
+        (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,3}})", RecordingFileApiHandler, c),
+        (rf"/recording/{uuid}", PlayerPageHandler),
+        (rf"/recording/{uuid}/session", PlayerSessionHandler, cs),
+        (rf"/recording/{uuid}/file/(\d{{1,3}})", PlayerFileHandler, cs),
+    ]

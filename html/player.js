@@ -1,0 +1,160 @@
+// The player page: plays a console's recording (guacd's own protocol) with
+// Guacamole.SessionRecording. The one-time player link's token arrives in the URL fragment,
+// is traded once for a playback session kept in this tab, and the files are fetched with it.
+// Two looks at the API: the session (what parts there are), then one file per part.
+import Guacamole from './vendor/guacamole-common.js';
+
+const $ = (id) => document.getElementById(id);
+const base = location.pathname.replace(/\/+$/, '');
+const consoleId = base.split('/').pop();
+const storeKey = `guacbridge-playback:${consoleId}`;
+
+const player = { secret: null, files: [], recording: null, part: 0, dragging: false };
+
+// For people and for automated browser tests alike.
+window.guacbridgePlayer = {
+  get recording() { return player.recording; },
+  get display() { return player.recording?.getDisplay() ?? null; },
+  get state() { return document.body.dataset.state; },
+  get part() { return player.part; },
+};
+
+function setState(state) { document.body.dataset.state = state; }
+
+function showStatus(text, detail = '', isError = false) {
+  $('status-text').textContent = text;
+  $('status-detail').textContent = detail;
+  $('status').classList.toggle('error', isError);
+  $('status').hidden = false;
+}
+
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n) => String(n).padStart(2, '0');
+  return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}
+
+async function api(path, options = {}) {
+  const headers = { 'Content-Type': 'application/json', ...(options.headers || {}) };
+  if (player.secret) headers['X-Playback-Session'] = player.secret;
+  const response = await fetch(`${base}/${path}`, { ...options, headers, cache: 'no-store' });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({ details: response.statusText }));
+    throw Object.assign(new Error(data.details), { status: response.status });
+  }
+  return response;
+}
+
+async function startSession() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (location.hash) history.replaceState(null, '', location.pathname);
+  if (token) {
+    const info = await (await api('session', {
+      method: 'POST', body: JSON.stringify({ token }),
+    })).json();
+    player.secret = info.session;
+    sessionStorage.setItem(storeKey, JSON.stringify(info));
+    return info;
+  }
+  const saved = sessionStorage.getItem(storeKey);
+  if (!saved) throw Object.assign(new Error('Open the full player link you were given.'),
+    { status: 403 });
+  const info = JSON.parse(saved);
+  player.secret = info.session;
+  return info;
+}
+
+function fit() {
+  const display = player.recording?.getDisplay();
+  if (!display || !display.getWidth()) return;
+  const screen = $('screen');
+  display.scale(Math.min(1, screen.clientWidth / display.getWidth(),
+    screen.clientHeight / display.getHeight()));
+}
+
+function showPosition() {
+  const rec = player.recording;
+  if (!rec) return;
+  if (!player.dragging) $('seek').value = String(rec.getPosition());
+  $('position').textContent = `${clock(rec.getPosition())} / ${clock(rec.getDuration())}`;
+}
+
+async function load(part) {
+  player.recording?.pause();
+  player.part = part;
+  setState('loading');
+  showStatus('Loading the recording…');
+  $('play').disabled = true;
+  $('seek').disabled = true;
+  // Streamed through a StaticHTTPTunnel: guacamole-common-js 1.5.0's SessionRecording
+  // loses a Blob given to it (it parses its own, still unset, copy), a tunnel works.
+  const tunnel = new Guacamole.StaticHTTPTunnel(`${base}/file/${part}`, false,
+    { 'X-Playback-Session': player.secret });
+  const recording = new Guacamole.SessionRecording(tunnel);
+  player.recording = recording;
+  const display = recording.getDisplay();
+  $('display').replaceChildren(display.getElement());
+  display.onresize = fit;
+
+  recording.onprogress = (duration) => {
+    $('position').textContent = `loading… ${clock(duration)}`;
+  };
+  recording.onload = () => {
+    $('status').hidden = true;
+    $('seek').max = String(recording.getDuration());
+    $('play').disabled = false;
+    $('seek').disabled = false;
+    setState('paused');
+    showPosition();
+    recording.seek(0, fit);   // the first frame, drawn
+  };
+  recording.onerror = (message) => {
+    setState('error');
+    showStatus('The recording cannot be played.', message, true);
+  };
+  recording.onplay = () => { setState('playing'); $('play').textContent = 'Pause'; };
+  recording.onpause = () => {
+    const atEnd = recording.getPosition() >= recording.getDuration();
+    setState(atEnd ? 'ended' : 'paused');
+    $('play').textContent = atEnd ? 'Play again' : 'Play';
+    showPosition();
+  };
+  recording.onseek = showPosition;
+  recording.connect();
+}
+
+$('play').addEventListener('click', () => {
+  const rec = player.recording;
+  if (!rec) return;
+  if (rec.isPlaying()) rec.pause();
+  else if (rec.getPosition() >= rec.getDuration()) rec.seek(0, () => rec.play());
+  else rec.play();
+});
+$('seek').addEventListener('input', () => { player.dragging = true; });
+$('seek').addEventListener('change', () => {
+  player.dragging = false;
+  player.recording?.seek(Number($('seek').value));
+});
+$('parts').addEventListener('change', () => load(Number($('parts').value)));
+window.addEventListener('resize', fit, { passive: true });
+setInterval(showPosition, 250);
+
+async function start() {
+  try {
+    const info = await startSession();
+    player.files = info.files;
+    $('parts').replaceChildren(...info.files.map((f) => new Option(
+      `${f.part + 1} (${clock(f.duration * 1000)})`, String(f.part))));
+    $('parts-label').hidden = info.files.length < 2;
+    await load(info.files[0].part);
+  } catch (e) {
+    sessionStorage.removeItem(storeKey);
+    setState('error');
+    showStatus(e.status === 403 ? 'This player link cannot be used.'
+      : 'The recording cannot be loaded.', e.message, true);
+  }
+}
+
+start();

@@ -1,0 +1,169 @@
+"""Someone types into a recorded console in Chromium; later the player page plays the
+recording back, and its last frame is the screen the person saw (the typed text included)."""
+import time
+
+import pytest
+
+from service_fixtures import start_service
+from test_menu import point_at, target, toggle_menu, wait_connected
+
+pytestmark = pytest.mark.e2e
+
+FLUSH = "() => new Promise((done) => window.guacbridge.display.flush(done))"
+FLATTEN = "(name) => window[name].display.flatten().toDataURL('image/png')"
+
+# How many pixels of two same-sized PNGs (data URLs) differ visibly.
+COMPARE = """async ([a, b]) => {
+  const load = (src) => new Promise((ok, bad) => {
+    const img = new Image(); img.onload = () => ok(img); img.onerror = bad; img.src = src;
+  });
+  const pixels = (img) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.width; canvas.height = img.height;
+    const g = canvas.getContext('2d'); g.drawImage(img, 0, 0);
+    return g.getImageData(0, 0, img.width, img.height).data;
+  };
+  const [x, y] = await Promise.all([load(a), load(b)]);
+  if (x.width !== y.width || x.height !== y.height) {
+    return { differing: -1, sizes: [x.width, x.height, y.width, y.height] };
+  }
+  const p = pixels(x), q = pixels(y);
+  let differing = 0;
+  for (let i = 0; i < p.length; i += 4) {
+    if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1]) + Math.abs(p[i + 2] - q[i + 2]) > 48) {
+      differing++;
+    }
+  }
+  return { differing, total: p.length / 4 };
+}"""
+
+# Seek, then wait until the display has drawn what the seek replayed (images decode later).
+SEEK = """(where) => new Promise((done) => {
+  const player = window.guacbridgePlayer;
+  const rec = player.recording;
+  rec.seek(where === 'end' ? rec.getDuration() : 0, () => player.display.flush(done));
+})"""
+
+
+@pytest.fixture(scope="module")
+def recorded(guacd, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("recorded-e2e")
+    s = start_service(workdir, f"{guacd.host}:{guacd.port}",
+                      GUACBRIDGE_RECORDINGS_DIR=str(workdir / "recordings"))
+    s.recordings = workdir / "recordings"
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield ctx
+    ctx.close()
+
+
+def wait_settled(path, timeout: float = 10.0) -> None:
+    """Until guacd has closed the recording (its size stops changing)."""
+    deadline, size = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        now = path.stat().st_size if path.exists() else -1
+        if now == size and now > 0:
+            return
+        size = now
+        time.sleep(0.5)
+
+
+def test_the_player_plays_back_what_was_typed_in_the_recorded_console(recorded, vnc_desktop,
+                                                                      context, artifacts):
+    reply = recorded.create(target(vnc_desktop), recording=True)
+    page = context.new_page()
+    page.goto(reply["url"])
+    wait_connected(page)
+    point_at(page, 200, 150)                                    # the xterm
+    page.wait_for_timeout(500)
+    page.evaluate(FLUSH)
+    before = page.evaluate(FLATTEN, "guacbridge")
+    page.keyboard.type("echo this-session-is-recorded", delay=20)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1500)                                 # the echo drawn
+    page.evaluate(FLUSH)
+    live = page.evaluate(FLATTEN, "guacbridge")
+    typed = page.evaluate(COMPARE, [before, live])
+    assert typed["differing"] > 100, typed                     # the typed text, on screen
+    page.screenshot(path=str(artifacts / "recorded-live-session.png"))
+    recorded.delete(reply["id"])
+    wait_settled(recorded.recordings / reply["id"])
+
+    info = recorded.api("GET", f"/api/v1/consoles/{reply['id']}/recording").json()
+    assert info["result"] is True and info["duration"] > 1
+    player = context.new_page()
+    player.goto(info["player_url"])
+    player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
+    assert "#token" not in player.url
+    player.evaluate(SEEK, "end")
+    last = player.evaluate(FLATTEN, "guacbridgePlayer")
+    player.screenshot(path=str(artifacts / "recording-player.png"))
+    same = player.evaluate(COMPARE, [live, last])
+    assert same["differing"] >= 0, same                        # same size: 1024x768
+    assert same["differing"] <= 16, same                       # the screen the person saw
+
+    # Play from the start to the end with the button; the slider seeks back.
+    player.evaluate("() => new Promise((done) => window.guacbridgePlayer.recording.seek(0, done))")
+    player.get_by_role("button", name="Play").click()
+    player.locator("body[data-state='playing']").wait_for(state="attached", timeout=5000)
+    player.locator("body[data-state='ended']").wait_for(state="attached", timeout=60000)
+    assert player.locator("#play").inner_text() == "Play again"
+    player.locator("#seek").fill("0")
+    deadline = time.monotonic() + 5
+    while not player.locator("#position").inner_text().startswith("0:00 / 0:0") \
+            and time.monotonic() < deadline:
+        player.wait_for_timeout(100)
+    assert player.locator("#position").inner_text().startswith("0:00 / 0:0")
+    assert player.evaluate("window.guacbridgePlayer.recording.getPosition()") == 0
+
+
+def test_a_player_link_works_once(recorded, vnc_desktop, context):
+    reply = recorded.create(target(vnc_desktop), recording=True)
+    page = context.new_page()
+    page.goto(reply["url"])
+    wait_connected(page)
+    recorded.delete(reply["id"])
+    wait_settled(recorded.recordings / reply["id"])
+    url = recorded.api("GET", f"/api/v1/consoles/{reply['id']}/recording").json()["player_url"]
+    first = context.new_page()
+    first.goto(url)
+    first.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
+    other = context.browser.new_context().new_page()
+    other.goto(url)
+    other.locator("body[data-state='error']").wait_for(state="attached", timeout=10000)
+    assert "already been used" in other.locator("#status").inner_text()
+    other.context.close()
+
+
+def test_each_connection_of_a_console_is_a_part_the_player_can_choose(recorded, vnc_desktop,
+                                                                     context):
+    reply = recorded.create(target(vnc_desktop), recording=True)
+    page = context.new_page()
+    page.goto(reply["url"])
+    wait_connected(page)
+    toggle_menu(page)
+    page.locator("#timezone").select_option("Asia/Tokyo")     # a new guacd connection
+    deadline = time.monotonic() + 15
+    while page.evaluate("window.guacbridge.reconnects") < 1 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    wait_connected(page)
+    page.wait_for_timeout(1000)
+    recorded.delete(reply["id"])
+    wait_settled(recorded.recordings / f"{reply['id']}.1")
+
+    info = recorded.api("GET", f"/api/v1/consoles/{reply['id']}/recording").json()
+    assert [f["part"] for f in info["files"]] == [0, 1]
+    player = context.new_page()
+    player.goto(info["player_url"])
+    player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
+    assert player.evaluate("window.guacbridgePlayer.part") == 0
+    player.locator("#parts").select_option("1")
+    player.wait_for_timeout(200)
+    player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
+    assert player.evaluate("window.guacbridgePlayer.part") == 1
+    assert player.evaluate("window.guacbridgePlayer.recording.getDuration()") > 500
