@@ -176,7 +176,9 @@ def hostile(tmp_path, *messages: str | bytes):
             seen, close = await ends_with(ws)
             await asyncio.sleep(0.1)
             return bytes(guacd.raw), seen, close
-    return asyncio.run(scenario())
+    raw, seen, close = asyncio.run(scenario())
+    goodbye = protocol.encode("disconnect").encode()   # the tunnel's own, at its end
+    return raw.removesuffix(goodbye), seen, close
 
 
 GOOD = protocol.encode("key", 65, 1).encode()
