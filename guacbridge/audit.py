@@ -30,8 +30,7 @@ LOOK_BACK = 10.0       # how far back each look reaches (clocks differ a little;
 REPORT_EVERY = 5.0     # seconds between reports of the live tunnels' byte counts
 PURGE_BATCH = 500
 # Keys an event may never carry: the data would be a secret.
-_SECRET_WORDS = ("token", "password", "passphrase", "private-key", "private_key", "secret",
-                 "extra")
+_SECRET_WORDS = ("token", "password", "passphrase", "private-key", "private_key", "secret")
 
 
 class AuditStore(Protocol):
