@@ -2,7 +2,7 @@
 
 Events are rows of ``console_event``: a kind and a small JSON object, never a token, a
 password or any other guacd parameter. The core (``consoles.py``) writes ``created``,
-``consumed``, ``extended`` and ``closed``; the tunnel's start and end are ``tunnel_started``
+``consumed``, ``refused``, ``extended`` and ``closed``; the tunnel's start and end are ``tunnel_started``
 and ``tunnel_ended`` (with its bytes each way). Other features add their own kinds through
 :meth:`Audit.record`.
 
