@@ -37,3 +37,28 @@ def test_unknown_file_settings_are_refused(tmp_path):
     f.write_text('[guacbridge]\nlisten_port = 1\n')
     with pytest.raises(config.ConfigError, match="unknown setting"):
         config.load(env={}, path=f)
+
+
+def test_secret_keys_come_from_the_file_or_the_environment_and_never_show(tmp_path):
+    from guacbridge.keyring import new_key
+    first, second = new_key("k2"), new_key("k1")
+    f = tmp_path / "g.toml"
+    f.write_text(f'[guacbridge]\nsecret_keys = ["{first}", "{second}"]\ninstance = "web-1"\n'
+                 f'[audit]\nretention = 86400\n')
+    s = config.load(env={"GUACBRIDGE_CONFIG": str(f)})
+    assert [k.id for k in s.secret_keys] == ["k2", "k1"] and s.instance_name == "web-1"
+    assert s.audit_retention == 86400
+    assert first.split(":")[1] not in repr(s)               # a key's bytes are not in reprs
+    s = config.load(env={"GUACBRIDGE_CONFIG": str(f), "GUACBRIDGE_SECRET_KEYS": second})
+    assert [k.id for k in s.secret_keys] == ["k1"]
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"GUACBRIDGE_SECRET_KEYS": "k1"}, "secret_keys"),
+    ({"GUACBRIDGE_SECRET_KEYS": "k 1:QUJD"}, "<id>:<base64 of 32 bytes>"),
+    ({"GUACBRIDGE_INSTANCE": "x" * 65}, "at most 64 characters"),
+])
+def test_malformed_audit_and_secret_settings_name_the_setting(env, words):
+    with pytest.raises(config.ConfigError) as e:
+        config.load(env=env)
+    assert words in str(e.value)
