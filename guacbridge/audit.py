@@ -2,7 +2,7 @@
 
 Events are rows of ``console_event``: a kind and a small JSON object, never a token, a
 password or any other guacd parameter. The core (``consoles.py``) writes ``created``,
-``consumed``, ``extended`` and ``closed``; the tunnel's start and end are ``tunnel_started``
+``consumed``, ``refused``, ``extended`` and ``closed``; the tunnel's start and end are ``tunnel_started``
 and ``tunnel_ended`` (with its bytes each way). Other features add their own kinds through
 :meth:`Audit.record`.
 
@@ -30,8 +30,7 @@ LOOK_BACK = 10.0       # how far back each look reaches (clocks differ a little;
 REPORT_EVERY = 5.0     # seconds between reports of the live tunnels' byte counts
 PURGE_BATCH = 500
 # Keys an event may never carry: the data would be a secret.
-_SECRET_WORDS = ("token", "password", "passphrase", "private-key", "private_key", "secret",
-                 "extra")
+_SECRET_WORDS = ("token", "password", "passphrase", "private-key", "private_key", "secret")
 
 
 class AuditStore(Protocol):

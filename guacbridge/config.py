@@ -364,6 +364,13 @@ def _seconds_or_zero(value: Any) -> float:
     return n
 
 
+def _text(value: Any, limit: int) -> str:
+    text = str(value).strip()
+    if len(text) > limit:
+        raise ValueError(f"at most {limit} characters")
+    return text
+
+
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -402,7 +409,7 @@ _PARSERS = {
     "secret_keys": lambda v: tuple(parse_key(k) for k in
                                    (v.split(",") if isinstance(v, str) else v) if k.strip()),
     "secret_key_file": lambda v: pathlib.Path(v) if str(v).strip() else None,
-    "instance": lambda v: str(v).strip()[:64],
+    "instance": lambda v: _text(v, 64),
     "audit_retention": _positive,
     "allowed_origins": _origins,
     "limits_create_per_key": parse_rate,

@@ -297,9 +297,14 @@ class Consoles:
         browser. Such a console has no reconnect secret: it ends with its tunnel."""
         if not token:
             raise Refused("no console token was given")
-        grant = await self._store(
-            self.store.consume, grants.hash_token(token),
-            grants.hash_token(extra) if extra else None, self.clock(), tunnel_id=tunnel_id)
+        try:
+            grant = await self._store(
+                self.store.consume, grants.hash_token(token),
+                grants.hash_token(extra) if extra else None, self.clock(),
+                tunnel_id=tunnel_id)
+        except Refused as e:
+            await self._refused(e, "tunnel", client)
+            raise
         await self.record_event(grant.id, "consumed", by="tunnel", tunnel_id=tunnel_id,
                                 **(client or Client()).fields())
         return grant
@@ -319,6 +324,7 @@ class Consoles:
                 grants.hash_token(extra) if extra else None, self.clock(),
                 session_hash=grants.hash_token(secret))
         except Refused as e:
+            await self._refused(e, "page", client)
             raise ConsoleError(403, e.reason) from None
         if grant.id != console_id:    # a token for another console: burn it, say nothing more
             await self._store(self.store.close, grant.id, "token used on the wrong page",
@@ -328,6 +334,12 @@ class Consoles:
         await self.record_event(grant.id, "consumed", by="page",
                                 **(client or Client()).fields())
         return grant, secret
+
+    async def _refused(self, refusal: Refused, by: str, client: Client | None) -> None:
+        """A known console's token was refused (used again, expired…): who tried, from where."""
+        if refusal.console_id is not None:
+            await self.record_event(refusal.console_id, "refused", by=by,
+                                    reason=refusal.reason, **(client or Client()).fields())
 
     async def resume_session(self, console_id: str, secret: str, tunnel_id: str) -> Grant:
         """A tunnel takes the console over with the page's reconnect secret."""

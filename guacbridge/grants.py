@@ -88,9 +88,10 @@ class Grant:
 class Refused(Exception):
     """A token was not accepted; ``reason`` is safe to show the person holding the token."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, console_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.console_id = console_id   # the console the token belonged to, if any (audit)
 
 
 class Duplicate(Exception):

@@ -18,7 +18,8 @@ from guacbridge.keyring import KeyRing, new_key, parse_key
 from parts import require
 
 # The key ring that MySQL grant stores in tests seal connection secrets with.
-TEST_KEYS = KeyRing([parse_key(new_key("test"))], "tests")
+TEST_KEY = new_key("test")
+TEST_KEYS = KeyRing([parse_key(TEST_KEY)], "tests")
 
 
 class MariaDB:

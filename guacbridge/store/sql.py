@@ -78,7 +78,7 @@ class SqlGrantStore:
                              (extra_hash, token_hash)).fetchone()
         if cur.rowcount == 1 and row is not None:
             return self._grant(row[:-1])
-        raise Refused(_why_refused(row, now))
+        raise Refused(_why_refused(row, now), row[0] if row else None)
 
     def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
                window: float) -> Grant:

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from guacbridge import protocol
 from guacbridge.audit import REPORT_EVERY
 
 pytestmark = pytest.mark.integration
@@ -35,7 +34,7 @@ def test_a_consoles_events_tell_who_used_it_from_where_and_how_it_ended(
     async def scenario():
         async with tunnel(reply, headers={"User-Agent": BROWSER}) as t:
             await t.until("sync")
-            t.send(protocol.encode("key", 0x61, 1) + protocol.encode("key", 0x61, 0))
+            await t.drain(0.3)                # the client answers syncs: bytes from it
             await asyncio.to_thread(service.api, "POST",
                                     f"/api/v1/consoles/{reply['id']}/extend",
                                     json={"seconds": 600})
@@ -60,6 +59,22 @@ def test_a_consoles_events_tell_who_used_it_from_where_and_how_it_ended(
     assert {e["instance"] for e in events} == {events[0]["instance"]}     # one instance
     text = json.dumps(events)
     assert vnc_target["password"] not in text and reply["websocket"]["token"] not in text
+
+
+def test_a_second_use_of_a_link_is_recorded_with_who_tried(service, vnc_target, tunnel):
+    reply = service.create(vnc_target)
+
+    async def scenario():
+        async with tunnel(reply) as first:
+            await first.until("sync")
+            async with tunnel(reply, headers={"User-Agent": "curl/8.0"}) as second:
+                return await second.closing()
+    status, message, _ = asyncio.run(scenario())
+    assert status == 0x0301
+    events = wait_for_events(service, reply["id"], ["refused"])
+    refused = next(e["data"] for e in events if e["kind"] == "refused")
+    assert refused == {"by": "tunnel", "reason": "this console link has already been used",
+                       "client_address": "127.0.0.1", "user_agent": "curl/8.0"}
 
 
 def test_the_events_of_an_unknown_console_are_a_404(service):

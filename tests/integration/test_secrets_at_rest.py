@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from db_fixtures import TEST_KEYS
+from db_fixtures import TEST_KEY, TEST_KEYS
 
 from guacbridge import grants
 from guacbridge.grants import Grant, Target
@@ -91,6 +91,11 @@ def test_mariadb_holds_no_secret_and_a_blob_moved_to_another_row_does_not_open(m
         store.get(second.id)
     assert "do not open with key 'test'" in str(e.value) and second.id in str(e.value)
     assert PASSWORD not in str(e.value)
+
+    rotated = MysqlGrantStore(url, KeyRing([parse_key(new_key("k2")), parse_key(TEST_KEY)],
+                                           "k2 first, then test"))
+    assert rotated.rekey() == (1, 0, [second.id])     # the moved blob is named, not resealed
+    assert rotated.get(first.id).target.params == ssh_params()
 
 
 def test_instances_sharing_mysql_refuse_to_start_without_a_shared_key(mariadb, tmp_path):

@@ -68,6 +68,8 @@ def test_restart_settings_from_the_environment():
     assert s.reuse_port is True and s.drain_seconds == 2.5
     assert s.trusted_proxies == ("127.0.0.1", "::1")
     assert config.load(env={}).reuse_port is False
+
+
 def test_hashed_keys_with_scopes_come_from_the_file_and_mix_with_the_environment(tmp_path):
     f = tmp_path / "g.toml"
     f.write_text(f'[api_keys.reader]\nhash = "sha256:{apikeys.digest("r-secret")}"\n'
@@ -104,3 +106,28 @@ def test_limits_and_origins_are_read_from_their_sections(tmp_path):
         config.load(env={}, idle_timeout=10, idle_warning=10)
     with pytest.raises(config.ConfigError, match="COUNT/PERIOD"):
         config.load(env={}, limits_create_per_key="lots")
+
+
+def test_secret_keys_come_from_the_file_or_the_environment_and_never_show(tmp_path):
+    from guacbridge.keyring import new_key
+    first, second = new_key("k2"), new_key("k1")
+    f = tmp_path / "g.toml"
+    f.write_text(f'[guacbridge]\nsecret_keys = ["{first}", "{second}"]\ninstance = "web-1"\n'
+                 f'[audit]\nretention = 86400\n')
+    s = config.load(env={"GUACBRIDGE_CONFIG": str(f)})
+    assert [k.id for k in s.secret_keys] == ["k2", "k1"] and s.instance_name == "web-1"
+    assert s.audit_retention == 86400
+    assert first.split(":")[1] not in repr(s)               # a key's bytes are not in reprs
+    s = config.load(env={"GUACBRIDGE_CONFIG": str(f), "GUACBRIDGE_SECRET_KEYS": second})
+    assert [k.id for k in s.secret_keys] == ["k1"]
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"GUACBRIDGE_SECRET_KEYS": "k1"}, "secret_keys"),
+    ({"GUACBRIDGE_SECRET_KEYS": "k 1:QUJD"}, "<id>:<base64 of 32 bytes>"),
+    ({"GUACBRIDGE_INSTANCE": "x" * 65}, "at most 64 characters"),
+])
+def test_malformed_audit_and_secret_settings_name_the_setting(env, words):
+    with pytest.raises(config.ConfigError) as e:
+        config.load(env=env)
+    assert words in str(e.value)
