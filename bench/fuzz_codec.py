@@ -225,7 +225,7 @@ def main() -> int:
               "framer_refused": 0, "framer_passed": 0}
     warmup = min(20_000, args.inputs // 10)
     rss_start = rss_peak = rss_mb()
-    slowest = 0.0
+    slowest, slowest_input = 0.0, None
     started = time.perf_counter()
     for i in range(args.inputs):
         if i == warmup:
@@ -244,13 +244,15 @@ def main() -> int:
             counts["mutated"] += 1
             if data and rng.random() < 0.02:   # mutations of mutations, now and then
                 pool[rng.randrange(len(pool))] = data[:20000]
+        state = rng.getstate()               # to cut the slowest input the same way again
         t0 = time.perf_counter()
         try:
             verdict = one(rng, data, expected, made)
         except Exception as e:               # ProtocolError never gets here
             return failed(f"{type(e).__name__}: {e}", i, args.seed, data)
         took = time.perf_counter() - t0
-        slowest = max(slowest, took)
+        if took > slowest:
+            slowest, slowest_input = took, (data, expected, made, state)
         if took > args.slow:
             return failed(f"one input took {took:.3f} s", i, args.seed, data)
         counts["inputs"] += 1
@@ -261,10 +263,23 @@ def main() -> int:
                 return failed(f"RSS grew {rss_peak - rss_start:.1f} MB", i, args.seed, data)
     elapsed = time.perf_counter() - started
     rss_peak = max(rss_peak, rss_mb())
+    # The slowest input again, alone: a long pause while the machine was busy is not the
+    # codec's doing, a slow input would be slow again.
+    retimed = []
+    if slowest_input is not None:
+        data, expected, made, state = slowest_input
+        for _ in range(3):
+            again = random.Random()
+            again.setstate(state)
+            t0 = time.perf_counter()
+            one(again, data, expected, made)
+            retimed.append(time.perf_counter() - t0)
     print(json.dumps({
         **counts, "seed": args.seed, "seconds": round(elapsed, 1),
         "inputs_per_s": round(counts["inputs"] / elapsed),
         "slowest_input_ms": round(slowest * 1000, 2),
+        "slowest_input_bytes": len(slowest_input[0]) if slowest_input else 0,
+        "slowest_input_again_ms": round(min(retimed, default=0) * 1000, 2),
         "rss_mb_after_warmup": round(rss_start, 1), "rss_mb_peak": round(rss_peak, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }, indent=2))

@@ -111,8 +111,9 @@ async def connect(address: tuple[str, int], protocol_name: str, params: Mapping[
         raise GuacdUnavailable(UPSTREAM_TIMEOUT,
                                "guacd did not accept the connection in time") from None
     except OSError as e:
-        raise GuacdUnavailable(UPSTREAM_UNAVAILABLE,
-                         f"guacd is not reachable at {host}:{port} ({e.strerror or e})") from None
+        raise GuacdUnavailable(
+            UPSTREAM_UNAVAILABLE,
+            f"guacd is not reachable at {host}:{port} ({e.strerror or e})") from None
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

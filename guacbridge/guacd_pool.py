@@ -61,6 +61,7 @@ class GuacdPool:
         self._turn = 0                                    # round-robin start among equals
         self._leases: dict[int, tuple[Backend, GuacdConnection]] = {}
         self._task: asyncio.Task | None = None
+        self._probes: set[asyncio.Task] = set()
 
     # -- choosing and connecting ---------------------------------------------------------
 
@@ -111,7 +112,9 @@ class GuacdPool:
         backend.live -= 1
         if lost:
             with contextlib.suppress(RuntimeError):          # no running loop: no probe
-                asyncio.get_running_loop().create_task(self.probe(backend))
+                task = asyncio.get_running_loop().create_task(self.probe(backend))
+                self._probes.add(task)                       # held until done, not collected
+                task.add_done_callback(self._probes.discard)
 
     # -- health --------------------------------------------------------------------------
 

@@ -222,6 +222,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         try:
             text = conn.pending
             if text:
+                self.bytes_out += len(text)
                 await self.write_message(text)
                 status, message = _error_in(text)
             read, feed = conn.reader.read, conn.framer.feed

@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +53,9 @@ def test_consoles_spread_over_both_guacd_and_survive_one_dying(two_guacd, pooled
             return alone, spread, lost, other, later, readyz(service), survivor, victim
     alone, spread, lost, other, later, (status, after), survivor, victim = asyncio.run(
         scenario())
+    metrics = {(s.name, s.labels.get("guacd")): s.value for family in
+               text_string_to_metric_families(service.api("GET", "/metrics", key=None).text)
+               for s in family.samples}
 
     assert sorted(alone.values()) == [0, 1]
     assert spread == {a.port: 1, b.port: 1}                 # least-loaded: one each
@@ -70,6 +74,10 @@ def test_consoles_spread_over_both_guacd_and_survive_one_dying(two_guacd, pooled
     dead = by_address[f"{victim.host}:{victim.port}"]
     assert dead["up"] is False and dead["live_tunnels"] == 0 and dead["reason"]
     assert by_address[f"{survivor.host}:{survivor.port}"]["up"] is True
+    # The same view for Prometheus.
+    assert metrics[("guacbridge_guacd_up", f"{victim.host}:{victim.port}")] == 0
+    assert metrics[("guacbridge_guacd_up", f"{survivor.host}:{survivor.port}")] == 1
+    assert metrics[("guacbridge_guacd_live_tunnels", f"{victim.host}:{victim.port}")] == 0
 
 
 def test_readyz_is_not_ready_when_every_guacd_of_the_pool_is_down(two_guacd, pooled_service):

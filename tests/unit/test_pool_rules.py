@@ -182,3 +182,14 @@ def test_a_lost_connection_probes_its_guacd_at_once():
     status = asyncio.run(scenario())
     assert status[0]["up"] is False and status[0]["live_tunnels"] == 0
     assert status[1]["up"] is True
+
+
+def test_a_guacd_that_accepts_but_never_answers_the_handshake_is_skipped():
+    async def scenario():
+        hung, ok = StandIn(silent=True), StandIn()
+        pool = GuacdPool([await hung.start(), await ok.start()])
+        conn = await pool.connect("vnc", {"hostname": "h"}, CAPS, timeout=0.3)
+        return conn.address, pool.status(), pool.backends
+    address, status, backends = asyncio.run(scenario())
+    assert address == backends[1].address
+    assert status[0]["up"] is False and "handshake in time" in status[0]["reason"]
