@@ -33,7 +33,6 @@ _WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 101
              0x0301: 1008, 0x0303: 1008, 0x0308: 1002, 0x030D: 1009, 0x030F: 1003,
              0x031D: 1008}
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
-_RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsewhere)
 
 
 def websocket_code(status: int) -> int:
@@ -107,12 +106,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return await self._record_end()
         self.conn = conn
         self.consoles.metrics.handshake.observe(conn.handshake_seconds)
-        self.unregister = self.consoles.attach(grant.id, self.stop)
+        self.unregister = self.consoles.attach(grant.id, self.stop, grant.deadline)
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
-        self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
-                      asyncio.ensure_future(self._watch_deadline(grant.id))]
+        self.tasks = [asyncio.ensure_future(self._from_guacd(conn))]
 
     async def _from_guacd(self, conn: GuacdConnection) -> None:
         """guacd → browser, in whole instructions, one message per read.
@@ -181,19 +179,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except (ConnectionError, OSError):
             self.fail(guacd.UPSTREAM_ERROR, "the connection to guacd was lost")
 
-    async def _watch_deadline(self, console_id: str) -> None:
-        """End the tunnel at the session deadline; re-read it so that extensions count."""
-        while True:
-            grant = await self.consoles.current(console_id)
-            now = self.consoles.clock()
-            if grant is None or grant.closed_at is not None:
-                return self.stop(grant.close_reason if grant else "console removed")
-            if grant.deadline is None or now >= grant.deadline:
-                return self.stop("time limit reached")
-            await asyncio.sleep(min(grant.deadline - now, _RECHECK))
-
     def stop(self, reason: str) -> None:
-        """Called by the core (close, sweeper) and at the deadline."""
+        """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
         self.fail(guacd.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
 
     def fail(self, status: int, message: str, reason: str | None = None,

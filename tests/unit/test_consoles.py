@@ -241,3 +241,38 @@ def test_a_direct_tunnel_console_ends_with_its_tunnel(consoles):
     run(consoles.end_tunnel(grant, "t1", "browser left"))
     shown = run(consoles.get(reply["id"]))
     assert shown["state"] == "closed" and shown["close_reason"] == "browser left"
+
+
+def test_a_tunnel_ends_when_its_console_is_closed_elsewhere(consoles, clock, monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped = []
+
+    async def tunnel_open_while_another_instance_closes_it():
+        consoles.attach(grant.id, stopped.append, grant.deadline)
+        await asyncio.sleep(0.1)
+        assert stopped == []
+        consoles.store.close(grant.id, "closed by an operator on another instance", clock.now)
+        await asyncio.sleep(0.2)
+    run(tunnel_open_while_another_instance_closes_it())
+    assert stopped == ["closed by an operator on another instance"]
+
+
+def test_an_extension_keeps_the_tunnel_open_past_the_first_deadline(consoles, clock,
+                                                                      monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped = []
+
+    async def tunnel_open_across_the_deadline():
+        consoles.attach(grant.id, stopped.append, grant.deadline)
+        await consoles.extend(grant.id, 1800)
+        clock.now = grant.deadline + 1
+        await asyncio.sleep(0.2)
+        assert stopped == []
+        clock.now = grant.deadline + 1801
+        await asyncio.sleep(0.2)
+    run(tunnel_open_across_the_deadline())
+    assert stopped == ["time limit reached"]
