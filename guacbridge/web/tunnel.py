@@ -15,6 +15,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 
 import tornado.websocket
 
@@ -151,16 +152,20 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.fail(status, message, f"guacd: {message}" if status else "guacd ended the session",
                   send_error=False)
 
-    async def on_message(self, message: str | bytes) -> None:
-        """browser → guacd; internal instructions (ping) are answered here."""
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        """browser → guacd; internal instructions (ping) are answered here.
+
+        Not a coroutine: Tornado would make a task of each message (a ping every 500 ms
+        from every browser). Only when guacd is slow to read does it return the drain,
+        which Tornado awaits before reading the browser's next message."""
         if self.conn is None or self.end_reason is not None:
-            return
+            return None
         try:
             text = self.inbound.feed(message)
         except protocol.ProtocolError as e:
             return self.fail(guacd.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
         if not text:
-            return
+            return None
         self.bytes_in += len(text)
         if text.startswith("0.") or ";0." in text:
             forward = []
@@ -171,9 +176,14 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     self.write_message(raw)
             text = "".join(forward)
             if not text:
-                return
+                return None
         writer = self.conn.writer
+        if writer.is_closing():
+            return self.fail(guacd.UPSTREAM_ERROR, "the connection to guacd was lost")
         writer.write(text.encode())
+        return self._drain(writer) if writer.transport.get_write_buffer_size() else None
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
         try:
             await writer.drain()
         except (ConnectionError, OSError):
