@@ -2,6 +2,11 @@
 
 Each thread keeps its connection open: opening one per call cost ~2 ms, because closing the
 last connection of a WAL database checkpoints it and deletes its ``-wal`` file every time.
+``synchronous=NORMAL`` (WAL): a commit survives the process crashing but not the machine
+losing power; it saves an fsync per console created and per tunnel opened (p50 0.4 ms,
+p99 4 ms on a busy disk). What a power cut can lose: the last consoles issued (their links
+say "unknown token", the caller asks again) and the last tokens consumed — usable once more
+only until their use-by time, by whoever holds the link.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ class SqliteGrantStore(SqlGrantStore):
         if db is None:
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         try:
             yield db
