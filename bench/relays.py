@@ -5,7 +5,9 @@
   host, port and path (with its credentials) for a console whose stand-in plays *mode*:
   ``Bare`` (bench/bare_relay.py, the ceiling), ``Guacbridge`` (``guacbridge serve``, a
   console made through its API like any user), ``GuacamoleLite`` (npm, an encrypted token
-  made here from its README's format), ``Guapy`` (PyPI, under uvicorn).
+  made here from its README's format), ``Guapy`` (PyPI, under uvicorn); and guacbridge
+  with what its profile says it would take to go faster (``GuacbridgeC``: a C boundary
+  scanner; ``GuacbridgeCUvloop``: that and uvloop), prototypes run by bench/variant_serve.py.
 """
 from __future__ import annotations
 
@@ -149,6 +151,7 @@ class GuacamoleLite(Relay):
 
 class Guacbridge(Relay):
     name, label = "guacbridge", "guacbridge"
+    options: list[str] = []          # for bench/variant_serve.py; none: guacbridge as shipped
 
     def __init__(self, workdir: pathlib.Path, guacd_port: int, **env: str) -> None:
         port = free_port()
@@ -166,8 +169,9 @@ class Guacbridge(Relay):
         self.log = workdir / f"{self.name}-{port}.log"
         self.port = port
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "guacbridge.cli", "serve"], cwd=ROOT, env=environ,
+            argv = [sys.executable, str(BENCH / "variant_serve.py"), *self.options] \
+                if self.options else [sys.executable, "-m", "guacbridge.cli", "serve"]
+            self.process = subprocess.Popen(argv, cwd=ROOT, env=environ,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(port, self.process, self.log)
 
@@ -181,3 +185,14 @@ class Guacbridge(Relay):
             raise RuntimeError(f"POST /api/v1/consoles: {reply.status_code} {reply.text}")
         ws = reply.json()["websocket"]
         return ws["host"], ws["port"], f"{ws['path']}?token={ws['token']}"
+
+
+class GuacbridgeC(Guacbridge):
+    """What the profile says it would take: a C boundary scanner (bench/cscan, prototype)."""
+    name, label = "guacbridge_c", "guacbridge + C scanner (prototype)"
+    options = ["--cscan"]
+
+
+class GuacbridgeCUvloop(Guacbridge):
+    name, label = "guacbridge_c_uvloop", "guacbridge + C scanner + uvloop (prototype)"
+    options = ["--cscan", "--uvloop"]

@@ -9,7 +9,7 @@ import json
 import pathlib
 
 BENCH = pathlib.Path(__file__).resolve().parent
-ORDER = ["bare", "guacbridge", "guacamole_lite", "guapy"]
+ORDER = ["bare", "guacbridge", "guacamole_lite", "guapy", "guacbridge_c", "guacbridge_c_uvloop"]
 
 
 def _v(stat: dict | None, digits: int = 1) -> str:
@@ -130,7 +130,7 @@ def chart(result: dict, path: pathlib.Path) -> None:
     names = _relays(result)
     labels = [result.get("relay", {}).get(n, {}).get("label", n).split(" (")[0] for n in names]
     colours = {"bare": "#999999", "guacbridge": "#2a7ab0", "guacamole_lite": "#d98c1f",
-               "guapy": "#6a9f3b"}
+               "guapy": "#6a9f3b", "guacbridge_c": "#7fb3d9", "guacbridge_c_uvloop": "#b5d3ea"}
     panels = [("MB/s (higher is better)", "mb_per_s"),
               ("relay CPU s per 100 MB", "cpu_s_per_100mb"),
               ("connect → first message, ms", "first_message"),
