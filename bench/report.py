@@ -23,7 +23,8 @@ def _relays(result: dict) -> list[str]:
 
 
 def _largest(result: dict, name: str) -> tuple[str, dict]:
-    steps = result.get("concurrency", {}).get(name, {})
+    steps = {n: step for n, step in result.get("concurrency", {}).get(name, {}).items()
+             if "rss_kib_per_console" in step}
     if not steps:
         return "", {}
     n = max(steps, key=int)
@@ -146,7 +147,8 @@ def chart(result: dict, path: pathlib.Path) -> None:
         ax.tick_params(axis="x", labelsize=8, rotation=15)
     ax = axes.flat[4]
     for n, label in zip(names, labels):
-        steps = result.get("concurrency", {}).get(n, {})
+        steps = {k: v for k, v in result.get("concurrency", {}).get(n, {}).items()
+                 if "rss_kib_per_console" in v}
         if steps:
             xs = sorted(steps, key=int)
             ax.plot([int(x) for x in xs], [steps[x]["rss_kib_per_console"] for x in xs], "o-",

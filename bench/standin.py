@@ -82,6 +82,7 @@ async def serve(rec: Recording, reader: asyncio.StreamReader,
         # Close gracefully: unread pings in our socket would make the kernel reset the
         # connection, and the relay would lose the end of the stream.
         writer.write_eof()
+        writer.eof_written = True       # pings arriving from now on go unanswered
         await asyncio.wait_for(echo, 30)
     except (ConnectionError, OSError, asyncio.TimeoutError):
         pass
@@ -115,7 +116,8 @@ async def _answer_pings(parser: protocol.Parser, reader: asyncio.StreamReader,
         if not data:
             return
         for elements in parser.feed(data):
-            if elements[:2] == ["", "ping"]:
+            if elements[:2] == ["", "ping"] and not writer.transport.is_closing() \
+                    and not getattr(writer, "eof_written", False):
                 writer.write(protocol.encode(*elements).encode())
 
 
