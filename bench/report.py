@@ -1,6 +1,7 @@
 """The README's results from bench/results.json: an RST table, the targets, and the chart.
 
-Run: .venv/bin/python bench/report.py [RESULTS] [--png PATH]   (prints RST, writes the PNG)
+Run: .venv/bin/python bench/report.py [RESULTS] [--png PATH] [--readme README.rst]
+(prints RST, writes the PNG; with --readme, also updates the README's results).
 """
 from __future__ import annotations
 
@@ -129,7 +130,10 @@ def chart(result: dict, path: pathlib.Path) -> None:
     import matplotlib.pyplot as plt
 
     names = _relays(result)
-    labels = [result.get("relay", {}).get(n, {}).get("label", n).split(" (")[0] for n in names]
+    short = {"bare": "bare relay", "guacbridge": "guacbridge", "guacamole_lite": "guacamole-\nlite",
+             "guapy": "guapy", "guacbridge_c": "guacbridge\n+ C scanner",
+             "guacbridge_c_uvloop": "guacbridge\n+ C + uvloop"}
+    labels = [short.get(n, n) for n in names]
     colours = {"bare": "#999999", "guacbridge": "#2a7ab0", "guacamole_lite": "#d98c1f",
                "guapy": "#6a9f3b", "guacbridge_c": "#7fb3d9", "guacbridge_c_uvloop": "#b5d3ea"}
     panels = [("MB/s (higher is better)", "mb_per_s"),
@@ -144,7 +148,7 @@ def chart(result: dict, path: pathlib.Path) -> None:
         high = [s["max"] - s["median"] if s else 0 for s in stats]
         ax.bar(labels, values, yerr=[low, high], capsize=4, color=[colours[n] for n in names])
         ax.set_title(title, fontsize=10)
-        ax.tick_params(axis="x", labelsize=8, rotation=15)
+        ax.tick_params(axis="x", labelsize=7)
     ax = axes.flat[4]
     for n, label in zip(names, labels):
         steps = {k: v for k, v in result.get("concurrency", {}).get(n, {}).items()
@@ -157,12 +161,14 @@ def chart(result: dict, path: pathlib.Path) -> None:
     ax.set_xlabel("idle consoles", fontsize=8)
     ax.legend(fontsize=7)
     ax = axes.flat[5]
-    growth = [result.get("stalled", {}).get(n, {}).get("rss_growth_mib", 0) for n in names]
-    ax.bar(labels, [max(g, 0.01) for g in growth], color=[colours[n] for n in names])
+    stalled = [n for n in names if n in result.get("stalled", {})]
+    growth = [result["stalled"][n]["rss_growth_mib"] for n in stalled]
+    ax.bar([short.get(n, n) for n in stalled], [max(g, 0.01) for g in growth],
+           color=[colours[n] for n in stalled])
     ax.set_yscale("log")
     seconds = next(iter(result.get("stalled", {}).values()), {}).get("seconds", "?")
     ax.set_title(f"memory growth behind a stalled browser ({seconds} s), MiB", fontsize=10)
-    ax.tick_params(axis="x", labelsize=8, rotation=15)
+    ax.tick_params(axis="x", labelsize=7)
     m = result.get("machine", {})
     fig.suptitle(f"guacbridge relay benchmark — {m.get('cores', '?')} cores, "
                  f"{result.get('started', '')}", fontsize=11)
@@ -170,14 +176,32 @@ def chart(result: dict, path: pathlib.Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+BEGIN, END = ".. begin bench results", ".. end bench results"
+
+
+def update_readme(path: pathlib.Path, text: str) -> None:
+    """Replace what stands between the README's two marker comments with *text*."""
+    readme = path.read_text()
+    head, sep, rest = readme.partition(BEGIN + "\n")
+    _, sep2, tail = rest.partition(END + "\n")
+    if not (sep and sep2):
+        raise SystemExit(f"{path}: no '{BEGIN}' … '{END}' markers")
+    path.write_text(f"{head}{BEGIN}\n\n{text}\n\n{END}\n{tail}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="?", type=pathlib.Path, default=BENCH / "results.json")
     p.add_argument("--png", type=pathlib.Path, default=BENCH / "results.png")
+    p.add_argument("--readme", type=pathlib.Path,
+                   help="also put the tables into this file, between its marker comments")
     args = p.parse_args()
     result = json.loads(args.results.read_text())
     chart(result, args.png)
-    print(rst(result))
+    text = rst(result)
+    if args.readme:
+        update_readme(args.readme, text)
+    print(text)
 
 
 if __name__ == "__main__":
