@@ -3,7 +3,8 @@
 - ``POST /api/v1/consoles`` one after another (p50/p99 latency) and from 8 threads at once
   (rate), with the SQLite grant store and with the MySQL one (a real MariaDB on loopback);
 - broker jobs: ``guacbridge worker`` against a real RabbitMQ node, jobs published in one
-  burst, jobs per second from the first publish to the last reply.
+  burst, jobs per second from the first publish to the last reply, with the default two
+  consumers and with eight (BENCH_PROFILE_WORKER=FILE: py-spy's samples of the worker).
 
 The real parts are started the way the test suite starts them (tests/*_fixtures.py), and the
 broker phase holds /tmp/guacbridge-fixed.lock like the suite's broker tests.
@@ -85,59 +86,85 @@ def mysql(workdir: pathlib.Path, sequential: int, threads: int, per_thread: int)
         db.stop()
 
 
-def broker(workdir: pathlib.Path, jobs: int) -> dict:
-    import pika
+def broker(workdir: pathlib.Path, jobs: int, consumers: tuple[int, ...] = (2, 8)) -> dict:
+    """Jobs per second with the default consumers per agent type (2), and with more: each
+    consumer has one job in flight (its reply confirmed before the next)."""
     from broker_fixtures import RabbitMQ
     workdir.mkdir(parents=True, exist_ok=True)
+    rates = {}
     with open("/tmp/guacbridge-fixed.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         node = RabbitMQ(workdir)
         node.start()
-        worker = None
         try:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
-            env.update({"GUACBRIDGE_AMQP_URL": node.url, "PYTHONPATH": str(ROOT),
-                        "GUACBRIDGE_DATA_DIR": str(workdir / "data")})
-            with (workdir / "worker.log").open("wb") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "guacbridge.cli", "worker"],
-                                          env=env, cwd=ROOT, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
-            connection = pika.BlockingConnection(pika.URLParameters(node.url))
-            channel = connection.channel()
-            replies = channel.queue_declare("", exclusive=True).method.queue
-            deadline = time.monotonic() + 30
-            while True:                                   # the worker declares its topology
-                try:
-                    channel.queue_declare("guacbridge.jobs.static", passive=True)
-                    break
-                except pika.exceptions.ChannelClosedByBroker:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError((workdir / "worker.log").read_text()[-2000:])
-                    channel = connection.channel()
-                    replies = channel.queue_declare("", exclusive=True).method.queue
-                    time.sleep(0.2)
-            got: list[bool] = []
-            channel.basic_consume(replies, lambda ch, m, p, body: got.append(
-                json.loads(body).get("result") is True), auto_ack=True)
-            t0 = time.perf_counter()
-            for _ in range(jobs):
-                job_id = f"bench-{uuid.uuid4().hex[:12]}"
-                channel.basic_publish("guacbridge.jobs", "static", json.dumps(
-                    {"version": 1, "job_id": job_id, "action": "open", "target": TARGET}),
-                    pika.BasicProperties(delivery_mode=2, reply_to=replies,
-                                         correlation_id=job_id,
-                                         content_type="application/json"))
-            deadline = time.monotonic() + 120
-            while len(got) < jobs and time.monotonic() < deadline:
-                connection.process_data_events(0.1)
-            elapsed = time.perf_counter() - t0
-            connection.close()
+            for n in consumers:
+                rates[n] = _broker(workdir / f"c{n}", node.new_vhost(), jobs, n)
         finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(30)
             node.stop()
             subprocess.run(["epmd", "-kill"], capture_output=True)
+    return {**rates[consumers[0]], "consumers": consumers[0],
+            "by_consumers": {str(n): rates[n]["jobs_per_s"] for n in consumers}}
+
+
+def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
+    import pika
+    workdir.mkdir(parents=True, exist_ok=True)
+    worker = None
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
+        config = workdir / "guacbridge.toml"
+        config.write_text(f"[broker]\nconcurrency = {consumers}\n")
+        env.update({"GUACBRIDGE_AMQP_URL": url, "PYTHONPATH": str(ROOT),
+                    "GUACBRIDGE_DATA_DIR": str(workdir / "data"),
+                    "GUACBRIDGE_CONFIG": str(config)})
+        with (workdir / "worker.log").open("wb") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "guacbridge.cli", "worker"],
+                                      env=env, cwd=ROOT, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        replies = channel.queue_declare("", exclusive=True).method.queue
+        deadline = time.monotonic() + 30
+        while True:                                   # the worker declares its topology
+            try:
+                channel.queue_declare("guacbridge.jobs.static", passive=True)
+                break
+            except pika.exceptions.ChannelClosedByBroker:
+                if time.monotonic() > deadline:
+                    raise RuntimeError((workdir / "worker.log").read_text()[-2000:])
+                channel = connection.channel()
+                replies = channel.queue_declare("", exclusive=True).method.queue
+                time.sleep(0.2)
+        got: list[bool] = []
+        channel.basic_consume(replies, lambda ch, m, p, body: got.append(
+            json.loads(body).get("result") is True), auto_ack=True)
+        spy = None
+        if os.environ.get("BENCH_PROFILE_WORKER"):
+            spy = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid), "--rate",
+                                    "200", "--format", "raw", "--output",
+                                    os.environ["BENCH_PROFILE_WORKER"], "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        t0 = time.perf_counter()
+        for _ in range(jobs):
+            job_id = f"bench-{uuid.uuid4().hex[:12]}"
+            channel.basic_publish("guacbridge.jobs", "static", json.dumps(
+                {"version": 1, "job_id": job_id, "action": "open", "target": TARGET}),
+                pika.BasicProperties(delivery_mode=2, reply_to=replies,
+                                     correlation_id=job_id,
+                                     content_type="application/json"))
+        deadline = time.monotonic() + 120
+        while len(got) < jobs and time.monotonic() < deadline:
+            connection.process_data_events(0.1)
+        elapsed = time.perf_counter() - t0
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait(30)
+        connection.close()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(30)
     return {"jobs": jobs, "replies": len(got), "ok": sum(got),
             "jobs_per_s": round(len(got) / elapsed, 1)}
 
