@@ -103,7 +103,7 @@ def broker(workdir: pathlib.Path, jobs: int, consumers: tuple[int, ...] = (2, 8)
             node.stop()
             subprocess.run(["epmd", "-kill"], capture_output=True)
     return {**rates[consumers[0]], "consumers": consumers[0],
-            "by_consumers": {str(n): rates[n]["jobs_per_s"] for n in consumers}}
+            "by_consumers": {str(n): rates[n] for n in consumers}}
 
 
 def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
@@ -140,11 +140,13 @@ def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
             json.loads(body).get("result") is True), auto_ack=True)
         spy = None
         if os.environ.get("BENCH_PROFILE_WORKER"):
-            spy = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid), "--rate",
-                                    "200", "--format", "raw", "--output",
-                                    os.environ["BENCH_PROFILE_WORKER"], "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [str(pathlib.Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                 str(worker.pid), "--rate", "200", "--format", "raw", "--output",
+                 os.environ["BENCH_PROFILE_WORKER"], "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
+        cpu0 = _cpu_seconds(worker.pid)
         t0 = time.perf_counter()
         for _ in range(jobs):
             job_id = f"bench-{uuid.uuid4().hex[:12]}"
@@ -157,6 +159,7 @@ def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
         while len(got) < jobs and time.monotonic() < deadline:
             connection.process_data_events(0.1)
         elapsed = time.perf_counter() - t0
+        cpu = _cpu_seconds(worker.pid) - cpu0
         if spy is not None:
             spy.send_signal(2)
             spy.wait(30)
@@ -166,7 +169,13 @@ def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
             worker.terminate()
             worker.wait(30)
     return {"jobs": jobs, "replies": len(got), "ok": sum(got),
-            "jobs_per_s": round(len(got) / elapsed, 1)}
+            "jobs_per_s": round(len(got) / elapsed, 1),
+            "worker_cpu_percent": round(cpu / elapsed * 100, 1)}
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(workdir: pathlib.Path, quick: bool) -> dict:

@@ -115,8 +115,15 @@ def rst(result: dict) -> str:
                           f"     - {p['rate_per_s']}/s ({p['threads']} clients)"]
         b = prov.get("broker", {})
         if "jobs_per_s" in b:
+            more = ""
+            for n, rate in b.get("by_consumers", {}).items():
+                if int(n) != b.get("consumers") and isinstance(rate, dict):
+                    more += f"; {n} consumers: {rate['jobs_per_s']:.0f} jobs/s"
+            cpu = f", worker CPU {b['worker_cpu_percent']:.0f} %" if "worker_cpu_percent" in b \
+                else ""
             lines += ["   * - broker jobs → replies (RabbitMQ)", "     - –", "     - –",
-                      f"     - {b['jobs_per_s']:.0f} jobs/s"]
+                      f"     - {b['jobs_per_s']:.0f} jobs/s ({b.get('consumers', 2)} consumers"
+                      f"{cpu}{more})"]
     lines += ["", ".. list-table::", "   :header-rows: 1", "",
               "   * - target", "     - measured", "     - met"]
     for target, measured, met in targets(result):
