@@ -349,8 +349,11 @@ class Consoles:
         for console_id in ids:
             if console_id not in self._live:
                 continue
-            deadline, closed_at, reason = ends.get(console_id, (None, None, "console removed"))
-            if closed_at is not None or reason == "console removed":
+            end = ends.get(console_id)
+            deadline, closed_at, reason = end if end is not None else (None, None, None)
+            if end is None:
+                why = "console removed"
+            elif closed_at is not None:
                 why = reason or "closed"
             elif deadline is None or now >= deadline:
                 why = "time limit reached"
