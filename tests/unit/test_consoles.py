@@ -276,3 +276,17 @@ def test_an_extension_keeps_the_tunnel_open_past_the_first_deadline(consoles, cl
         await asyncio.sleep(0.2)
     run(tunnel_open_across_the_deadline())
     assert stopped == ["time limit reached"]
+
+
+def test_a_tunnel_ends_when_its_console_is_removed_from_the_store(consoles, monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped = []
+
+    async def tunnel_open_while_its_row_goes():
+        consoles.attach(grant.id, stopped.append, grant.deadline)
+        consoles.store.delete(grant.id)
+        await asyncio.sleep(0.2)
+    run(tunnel_open_while_its_row_goes())
+    assert stopped == ["console removed"]
