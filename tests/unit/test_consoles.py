@@ -243,6 +243,14 @@ def test_a_direct_tunnel_console_ends_with_its_tunnel(consoles):
     assert shown["state"] == "closed" and shown["close_reason"] == "browser left"
 
 
+async def _until(condition, timeout: float = 10.0) -> None:
+    """Give the core's watcher (which re-reads every RECHECK, patched short) time to act."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition() and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+
+
 def test_a_tunnel_ends_when_its_console_is_closed_elsewhere(consoles, clock, monkeypatch):
     monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
     reply = open_console(consoles)
@@ -254,7 +262,7 @@ def test_a_tunnel_ends_when_its_console_is_closed_elsewhere(consoles, clock, mon
         await asyncio.sleep(0.1)
         assert stopped == []
         consoles.store.close(grant.id, "closed by an operator on another instance", clock.now)
-        await asyncio.sleep(0.2)
+        await _until(lambda: stopped)
     run(tunnel_open_while_another_instance_closes_it())
     assert stopped == ["closed by an operator on another instance"]
 
@@ -273,7 +281,7 @@ def test_an_extension_keeps_the_tunnel_open_past_the_first_deadline(consoles, cl
         await asyncio.sleep(0.2)
         assert stopped == []
         clock.now = grant.deadline + 1801
-        await asyncio.sleep(0.2)
+        await _until(lambda: stopped)
     run(tunnel_open_across_the_deadline())
     assert stopped == ["time limit reached"]
 
@@ -287,6 +295,6 @@ def test_a_tunnel_ends_when_its_console_is_removed_from_the_store(consoles, monk
     async def tunnel_open_while_its_row_goes():
         consoles.attach(grant.id, stopped.append, grant.deadline)
         consoles.store.delete(grant.id)
-        await asyncio.sleep(0.2)
+        await _until(lambda: stopped)
     run(tunnel_open_while_its_row_goes())
     assert stopped == ["console removed"]
