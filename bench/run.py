@@ -12,7 +12,8 @@ Phases (each one can be left out with --skip):
   paced at 1 MB/s (ping echoes);
 - concurrency: idle consoles held open (a ping every 500 ms, the stand-in's nop every 5 s):
   relay RSS per console and idle CPU; then a stalled browser for 10 s: the relay's growth;
-- provisioning: bench/provision.py (console creation on SQLite and MySQL, broker jobs).
+- provisioning: bench/provision.py (console creation on SQLite and MySQL, broker jobs);
+- profile: bench/profile_relay.py, py-spy on guacbridge saturated: its busiest functions.
 
 Run: make -C bench   (or: .venv/bin/python bench/run.py [--quick])
 """
@@ -317,7 +318,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int)
     p.add_argument("--mb", type=float, help="MB per saturated transfer")
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["relay", "concurrency", "provisioning"])
+                   choices=["relay", "concurrency", "provisioning", "profile"])
     p.add_argument("--relays", nargs="*", default=["bare", "guacbridge", "guacamole_lite",
                                                    "guapy", "guacbridge_c",
                                                    "guacbridge_c_uvloop"])
@@ -338,6 +339,14 @@ def main() -> None:
         if "provisioning" not in args.skip:
             import provision
             result["provisioning"] = provision.run(workdir / "provisioning", quick)
+        if "profile" not in args.skip:
+            # Where the relay's time goes when saturated: py-spy's busiest functions.
+            import profile_relay
+            try:
+                result["profile_saturated"] = profile_relay.profile(
+                    "saturated", 3 if quick else 8, 12)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                result["profile_saturated"] = {"error": str(e)[:500]}
     finally:
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(workdir, ignore_errors=True)

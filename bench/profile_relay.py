@@ -5,7 +5,7 @@ Workloads: ``saturated`` (one console reading the recording as fast as it can), 
 Prints the functions with the most samples, inclusive and self, as JSON, and keeps py-spy's
 collapsed stacks (flamegraph input) in bench/profile-WORKLOAD.txt.
 
-Run: .venv/bin/python bench/profile.py saturated|connect|idle [--seconds 10]
+Run: .venv/bin/python bench/profile_relay.py saturated|connect|idle [--seconds 10]
 """
 from __future__ import annotations
 
@@ -65,15 +65,12 @@ def summarise(collapsed: pathlib.Path, top: int = 25) -> dict:
     return {"samples": total, "inclusive_percent": pct(inclusive), "self_percent": pct(own)}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("workload", choices=["saturated", "connect", "idle"])
-    p.add_argument("--seconds", type=float, default=10)
-    args = p.parse_args()
+def profile(workload_name: str, seconds: float, top: int = 25) -> dict:
+    """Run *workload_name* against a fresh guacbridge under py-spy; the summary."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="guacbridge-profile-"))
     standin = relays.Standin(workdir)
     relay = relays.Guacbridge(workdir, standin.port)
-    out = BENCH / f"profile-{args.workload}.txt"
+    out = BENCH / f"profile-{workload_name}.txt"
     spy = subprocess.Popen([shutil.which("py-spy") or str(pathlib.Path(sys.executable).parent
                                                           / "py-spy"),
                             "record", "--pid", str(relay.pid), "--rate", "500", "--format",
@@ -81,14 +78,22 @@ def main() -> None:
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         time.sleep(1)
-        asyncio.run(workload(args.workload, relay, args.seconds))
+        asyncio.run(workload(workload_name, relay, seconds))
     finally:
         spy.send_signal(2)
         spy.wait(30)
         relay.stop()
         standin.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(summarise(out), indent=1))
+    return summarise(out, top)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("workload", choices=["saturated", "connect", "idle"])
+    p.add_argument("--seconds", type=float, default=10)
+    args = p.parse_args()
+    print(json.dumps(profile(args.workload, args.seconds), indent=1))
 
 
 if __name__ == "__main__":
