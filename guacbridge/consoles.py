@@ -7,6 +7,7 @@ opened either way follows the same rules. A failure the caller should see is a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name",
                    "recording"}
+RECHECK = 10.0   # seconds between re-reads of the live consoles (extensions, closes elsewhere)
 PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
 Stopper = Callable[[str], None]
 
@@ -50,6 +52,9 @@ class Consoles:
         self.agents = dict(agents)
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
+        self._deadlines: dict[str, float] = {}        # of the live consoles, as last read
+        self._watcher: asyncio.Task | None = None
+        self._wakeup: asyncio.Event | None = None
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.audit = Audit(store, settings.instance_name, clock)
         self.recordings = Recordings(settings)
@@ -371,12 +376,21 @@ class Consoles:
             await self.end_session(grant.id, reason)
 
     def attach(self, console_id: str, stop: Stopper,
-               tunnel: LiveTunnel | None = None) -> Callable[[], None]:
-        """Register a live tunnel so that close() on any instance, the sweeper and a
-        reconnect can end it; with *tunnel*, it is listed in sessions and audited."""
+               tunnel: LiveTunnel | None = None,
+               deadline: float | None = None) -> Callable[[], None]:
+        """Register a live tunnel so that close() on any instance, the sweeper, a reconnect
+        and its console's deadline (*deadline*, as the tunnel's grant had it; extensions
+        count) can end it; with *tunnel*, it is listed in sessions and audited."""
         self._live.setdefault(console_id, set()).add(stop)
         if tunnel is not None:
             self.audit.tunnel_started(tunnel, self._stop_live, self._live)
+        if deadline is not None:
+            self._deadlines[console_id] = deadline
+        if self._wakeup is not None:
+            self._wakeup.set()
+        elif self._watcher is None or self._watcher.done():
+            with contextlib.suppress(RuntimeError):     # no event loop: no tunnel to watch
+                self._watcher = asyncio.get_running_loop().create_task(self._watch_live())
 
         def detach() -> None:
             if tunnel is not None:
@@ -386,7 +400,57 @@ class Consoles:
                 stoppers.discard(stop)
                 if not stoppers:
                     del self._live[console_id]
+                    self._deadlines.pop(console_id, None)
         return detach
+
+    async def _watch_live(self) -> None:
+        """One task for all live tunnels (not one each, which cost memory and a store read
+        per tunnel every few seconds): wakes at the earliest deadline, and every RECHECK
+        seconds re-reads all live consoles at once, to see extensions and closes made
+        elsewhere (another instance, an operator)."""
+        checked = -RECHECK
+        self._wakeup = wakeup = asyncio.Event()
+        try:
+            while self._live:
+                wakeup.clear()
+                now = self.clock()
+                if time.monotonic() - checked >= RECHECK or \
+                        any(d <= now for d in self._deadlines.values()):
+                    checked = time.monotonic()
+                    try:
+                        await self._check_live()
+                    except Exception:
+                        log.exception("could not re-read the live consoles; retrying")
+                        await asyncio.sleep(1)
+                now = self.clock()
+                wait = min([RECHECK - (time.monotonic() - checked)]
+                           + [d - now for d in self._deadlines.values()])
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), max(wait, 0.01))
+        finally:
+            self._wakeup = None
+
+    async def _check_live(self) -> None:
+        ids = list(self._live)
+        ends = await self._store(self.store.session_ends, ids)
+        now = self.clock()
+        for console_id in ids:
+            if console_id not in self._live:
+                continue
+            end = ends.get(console_id)
+            deadline, closed_at, reason = end if end is not None else (None, None, None)
+            if end is None:
+                why = "console removed"
+            elif closed_at is not None:
+                why = reason or "closed"
+            elif deadline is None or now >= deadline:
+                why = "time limit reached"
+            else:
+                self._deadlines[console_id] = deadline
+                continue
+            self._deadlines.pop(console_id, None)
+            for stop in self._live.pop(console_id, ()):     # stopped once, not at each look
+                stop(why)
 
     async def end_session(self, console_id: str, reason: str) -> None:
         now = self.clock()

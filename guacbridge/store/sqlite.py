@@ -1,9 +1,19 @@
-"""SQLite grant store: the default for a single instance, in ``GUACBRIDGE_DATA_DIR``."""
+"""SQLite grant store: the default for a single instance, in ``GUACBRIDGE_DATA_DIR``.
+
+Each thread keeps its connection open: opening one per call cost ~2 ms, because closing the
+last connection of a WAL database checkpoints it and deletes its ``-wal`` file every time.
+``synchronous=NORMAL`` (WAL): a commit survives the process crashing but not the machine
+losing power; it saves an fsync per console created and per tunnel opened (p50 0.4 ms,
+p99 4 ms on a busy disk). What a power cut can lose: the last consoles issued (their links
+say "unknown token", the caller asks again) and the last tokens consumed — usable once more
+only until their use-by time, by whoever holds the link.
+"""
 from __future__ import annotations
 
 import contextlib
 import pathlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +28,7 @@ class SqliteGrantStore(SqlGrantStore):
     def __init__(self, path: pathlib.Path, keys: keyring.KeyRing | None = None) -> None:
         """Without *keys*: the key file beside the database, made at the first start."""
         self.path = pathlib.Path(path)
+        self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keys = keys or keyring.load_or_create(self.path.parent / keyring.KEY_FILE_NAME)
         # Two processes opening a new file at once (a serve and a worker) may find it locked
@@ -36,10 +47,16 @@ class SqliteGrantStore(SqlGrantStore):
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
             db.execute("PRAGMA busy_timeout=10000")
             db.execute("PRAGMA secure_delete=ON")   # what is overwritten or purged is gone
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        try:
             yield db
-        finally:
-            db.close()
+        except BaseException:
+            if db.in_transaction:       # never hand the next call a half-done transaction
+                db.rollback()
+            raise

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 
 import tornado.websocket
 
@@ -43,7 +44,6 @@ _WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 101
              0x0301: 1008, 0x0303: 1008, 0x0308: 1002, 0x030D: 1009, 0x030F: 1003,
              0x031D: 1008}
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
-_RECHECK = 10.0   # seconds between looks at the grant (extensions, closes elsewhere)
 # The longest browser message, in code points; one instruction is at most
 # protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
 MAX_MESSAGE = 2**20
@@ -193,7 +193,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         else:
             detach = self.consoles.attach(grant.id, self.stop, LiveTunnel(
                 self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
-                lambda: (self.bytes_out, self.bytes_in)))
+                lambda: (self.bytes_out, self.bytes_in)), grant.deadline)
         self.unregister = lambda: (detach(), undrain())
         if self.viewer is None:
             try:
@@ -203,8 +203,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
-        self.tasks = [asyncio.ensure_future(self._from_guacd(conn)),
-                      asyncio.ensure_future(self._watch_deadline(grant.id))]
+        # The core watches owners' deadlines and closes for all tunnels at once; a viewer
+        # also watches its share, which may be revoked on another instance.
+        self.tasks = [asyncio.ensure_future(self._from_guacd(conn))]
+        if self.viewer is not None:
+            self.tasks.append(asyncio.ensure_future(self._watch_share(grant.id)))
         if self.settings_.idle_timeout and self.viewer is None:   # the owner's input counts
             self.last_input = time.monotonic()      # counted from the tunnel being up
             self.tasks.append(asyncio.ensure_future(self._watch_idle(
@@ -257,8 +260,12 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.fail(status, message, f"guacd: {message}" if status else "guacd ended the session",
                   send_error=False)
 
-    async def on_message(self, message: str | bytes) -> None:
-        """browser → guacd; internal instructions (ping) are answered here."""
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        """browser → guacd; internal instructions (ping) are answered here.
+
+        Not a coroutine: Tornado would make a task of each message (a ping every 500 ms
+        from every browser). Only when guacd is slow to read does it return the drain,
+        which Tornado awaits before reading the browser's next message."""
         if self.conn is None or self.end_reason is not None:
             return
         if isinstance(message, bytes):
@@ -273,18 +280,38 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return self.fail(guacd.CLIENT_OVERRUN, f"instruction from browser over a limit: {e}")
         except protocol.ProtocolError as e:
             return self.fail(guacd.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
+        reply = None
         if replies:
             try:
-                await self.write_message(replies)   # awaited: a ping flood cannot pile up
+                reply = self.write_message(replies)
             except tornado.websocket.WebSocketClosedError:
-                return
+                return None
         if not data or self.conn is None:
-            return
+            return self._echoed(reply)
         self.bytes_in += len(data)
         if data.startswith(_INPUT) or any(opcode in data for opcode in _INPUT_INSIDE):
             self.last_input = time.monotonic()
         writer = self.conn.writer
+        if writer.is_closing():
+            return self._lost()
         writer.write(data)
+        if writer.transport.get_write_buffer_size():
+            return self._drain(writer)
+        return self._echoed(reply)
+
+    def _echoed(self, reply: Awaitable[None] | None) -> Awaitable[None] | None:
+        """Wait for a ping's echo only while the browser is not reading what we send: a
+        client that floods pings and reads nothing then stalls itself, not our memory."""
+        stream = self.ws_connection.stream if self.ws_connection is not None else None
+        if reply is None or stream is None or not stream.writing():
+            return None
+        return self._await_echo(reply)
+
+    async def _await_echo(self, reply: Awaitable[None]) -> None:
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            await reply
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
         try:
             await writer.drain()
         except (ConnectionError, OSError):
@@ -295,12 +322,14 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.fail(guacd.UPSTREAM_ERROR, "The connection to guacd was lost.",
                   "guacd: connection lost")
 
-    async def _watch_deadline(self, console_id: str) -> None:
-        """End the tunnel at the session deadline; re-read it so that extensions count."""
+    async def _watch_share(self, console_id: str) -> None:
+        """A viewer ends with its share (revoked, here or on another instance), with the
+        owner's connection, and with the console."""
+        assert self.viewer is not None
         while True:
             grant = await self.consoles.current(console_id)
             now = self.consoles.clock()
-            if self.viewer is not None and grant is not None and grant.closed_at is None:
+            if grant is not None and grant.closed_at is None:
                 gone = await self.shares.still_joined(self.viewer)
                 if gone == "owner away":
                     return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
@@ -311,8 +340,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 return self.stop(grant.close_reason if grant else "console removed")
             if grant.deadline is None or now >= grant.deadline:
                 return self.stop("time limit reached")
-            await asyncio.sleep(min(grant.deadline - now, _RECHECK if self.viewer is None
-                                    else _RECHECK_VIEWER))
+            await asyncio.sleep(min(grant.deadline - now, _RECHECK_VIEWER))
 
     def _client(self) -> Client:
         return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
@@ -343,7 +371,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             await self.consoles.end_session(grant.id, reason)
 
     def stop(self, reason: str) -> None:
-        """Called by the core (close, sweeper) and at the deadline."""
+        """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
         self.fail(guacd.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
 
     def announce_restart(self, notice: str) -> None:

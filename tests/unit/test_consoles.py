@@ -56,7 +56,7 @@ def test_reply_is_cloudstack_style_with_the_token_only_in_the_url_fragment(conso
 
 def test_the_store_keeps_only_a_hash_of_the_token(consoles, tmp_path):
     reply = open_console(consoles)
-    raw = (tmp_path / "guacbridge.sqlite3").read_bytes()
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("guacbridge.sqlite3*"))  # + WAL
     assert reply["websocket"]["token"].encode() not in raw
     assert grants.hash_token(reply["websocket"]["token"]).encode() in raw
 
@@ -236,3 +236,60 @@ def test_a_direct_tunnel_console_ends_with_its_tunnel(consoles):
     run(consoles.end_tunnel(grant, "t1", "browser left"))
     shown = run(consoles.get(reply["id"]))
     assert shown["state"] == "closed" and shown["close_reason"] == "browser left"
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    """Give the core's watcher (which re-reads every RECHECK, patched short) time to act."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition() and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+
+
+def test_a_tunnel_ends_when_its_console_is_closed_elsewhere(consoles, clock, monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped = []
+
+    async def tunnel_open_while_another_instance_closes_it():
+        consoles.attach(grant.id, stopped.append, grant.deadline)
+        await asyncio.sleep(0.1)
+        assert stopped == []
+        consoles.store.close(grant.id, "closed by an operator on another instance", clock.now)
+        await _until(lambda: stopped)
+    run(tunnel_open_while_another_instance_closes_it())
+    assert stopped == ["closed by an operator on another instance"]
+
+
+def test_an_extension_keeps_the_tunnel_open_past_the_first_deadline(consoles, clock,
+                                                                      monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped = []
+
+    async def tunnel_open_across_the_deadline():
+        consoles.attach(grant.id, stopped.append, grant.deadline)
+        await consoles.extend(grant.id, 1800)
+        clock.now = grant.deadline + 1
+        await asyncio.sleep(0.2)
+        assert stopped == []
+        clock.now = grant.deadline + 1801
+        await _until(lambda: stopped)
+    run(tunnel_open_across_the_deadline())
+    assert stopped == ["time limit reached"]
+
+
+def test_a_tunnel_ends_when_its_console_is_removed_from_the_store(consoles, monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped = []
+
+    async def tunnel_open_while_its_row_goes():
+        consoles.attach(grant.id, stopped.append, grant.deadline)
+        consoles.store.delete(grant.id)
+        await _until(lambda: stopped)
+    run(tunnel_open_while_its_row_goes())
+    assert stopped == ["console removed"]

@@ -1,0 +1,215 @@
+"""The README's results from bench/results.json: an RST table, the targets, and the chart.
+
+Run: .venv/bin/python bench/report.py [RESULTS] [--png PATH] [--readme README.rst]
+(prints RST, writes the PNG; with --readme, also updates the README's results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+BENCH = pathlib.Path(__file__).resolve().parent
+ORDER = ["bare", "guacbridge", "guacamole_lite", "guapy", "guacbridge_c", "guacbridge_c_uvloop"]
+
+
+def _v(stat: dict | None, digits: int = 1) -> str:
+    if not stat:
+        return "–"
+    return f"{stat['median']:.{digits}f} ({stat['min']:.{digits}f}–{stat['max']:.{digits}f})"
+
+
+def _relays(result: dict) -> list[str]:
+    return [n for n in ORDER if n in result.get("relay", {}) or n in result.get("concurrency", {})]
+
+
+def _largest(result: dict, name: str) -> tuple[str, dict]:
+    steps = {n: step for n, step in result.get("concurrency", {}).get(name, {}).items()
+             if "rss_kib_per_console" in step}
+    if not steps:
+        return "", {}
+    n = max(steps, key=int)
+    return n, steps[n]
+
+
+def targets(result: dict) -> list[tuple[str, str, bool | None]]:
+    """Issue 8's targets: (target, measured, met)."""
+    relay = result.get("relay", {})
+    out: list[tuple[str, str, bool | None]] = []
+
+    def med(name: str, key: str) -> float | None:
+        stat = relay.get(name, {}).get(key)
+        return stat["median"] if stat else None
+
+    ours, lite, bare = (med(n, "mb_per_s") for n in ("guacbridge", "guacamole_lite", "bare"))
+    if ours and lite:
+        out.append(("relay ≥ 4× guacamole-lite (MB/s)", f"{ours / lite:.1f}×", ours >= 4 * lite))
+    if ours and bare:
+        out.append(("relay ≥ 50 % of the bare relay (MB/s)", f"{ours * 100 / bare:.0f} %",
+                    ours >= 0.5 * bare))
+    first = med("guacbridge", "first_message")
+    if first is not None:
+        out.append(("connect → first message ≤ 5 ms", f"{first:.1f} ms", first <= 5))
+    ping = med("guacbridge", "ping_p99_paced")
+    if ping is not None:
+        out.append(("ping p99 ≤ 2 ms at 1 MB/s", f"{ping:.1f} ms", ping <= 2))
+    n, step = _largest(result, "guacbridge")
+    if step:
+        out.append((f"≤ 16 KiB RSS per idle console at {n}",
+                    f"{step['rss_kib_per_console']:.1f} KiB", step["rss_kib_per_console"] <= 16))
+    stall = result.get("stalled", {}).get("guacbridge")
+    if stall:
+        out.append(("no growth beyond the buffer with a stalled browser",
+                    f"{stall['rss_growth_mib']:.2f} MiB in {stall['seconds']} s",
+                    stall["rss_growth_mib"] <= 1))
+    prov = result.get("provisioning", {})
+    if "p99_ms" in prov.get("sqlite", {}):
+        out.append(("console creation p99 ≤ 20 ms (SQLite)", f"{prov['sqlite']['p99_ms']:.1f} ms",
+                    prov["sqlite"]["p99_ms"] <= 20))
+    if "jobs_per_s" in prov.get("broker", {}):
+        out.append(("≥ 500 broker jobs/s", f"{prov['broker']['jobs_per_s']:.0f}/s",
+                    prov["broker"]["jobs_per_s"] >= 500))
+    return out
+
+
+def rst(result: dict) -> str:
+    lines = []
+    m = result.get("machine", {})
+    lines.append(f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, Python "
+                 f"{m.get('python', '?')}, Node.js {m.get('node', '?')}; load average "
+                 f"{m.get('load_average_at_start', '?')} at the start; run "
+                 f"{result.get('started', '?')}. Medians over {result['parameters']['rounds']}"
+                 " interleaved rounds, (min–max).")
+    lines += ["", ".. list-table::", "   :header-rows: 1", "",
+              "   * - relay", "     - MB/s", "     - instructions/s",
+              "     - CPU s per 100 MB", "     - connect → first message, ms",
+              "     - ping p50 / p99 at 1 MB/s, ms", "     - ping p99 saturated, ms",
+              "     - RSS per idle console, KiB", "     - idle CPU, %",
+              "     - stalled browser, MiB growth"]
+    for name in _relays(result):
+        r = result.get("relay", {}).get(name, {})
+        n, step = _largest(result, name)
+        stall = result.get("stalled", {}).get(name, {})
+        ips = r.get("instructions_per_s")
+        p50, p99 = r.get("ping_p50_paced"), r.get("ping_p99_paced")
+        lines += [f"   * - {r.get('label', name)}", f"     - {_v(r.get('mb_per_s'))}",
+                  f"     - {ips['median']:,.0f}" if ips else "     - –",
+                  f"     - {_v(r.get('cpu_s_per_100mb'), 2)}",
+                  f"     - {_v(r.get('first_message'))}",
+                  f"     - {p50['median']:.1f} / {p99['median']:.1f}" if p50 and p99
+                  else "     - –",
+                  f"     - {_v(r.get('ping_p99_saturated'))}",
+                  f"     - {step['rss_kib_per_console']:.1f} (at {n})" if step else "     - –",
+                  f"     - {step['idle_cpu_percent']:.1f}" if step else "     - –",
+                  f"     - {stall['rss_growth_mib']:.1f} in {stall['seconds']} s" if stall
+                  else "     - –"]
+    prov = result.get("provisioning", {})
+    if prov:
+        lines += ["", ".. list-table::", "   :header-rows: 1", "",
+                  "   * - provisioning", "     - p50, ms", "     - p99, ms", "     - rate"]
+        for name, label in (("sqlite", "POST /api/v1/consoles, SQLite"),
+                            ("mysql", "POST /api/v1/consoles, MySQL (MariaDB)")):
+            p = prov.get(name, {})
+            if "p50_ms" in p:
+                lines += [f"   * - {label}", f"     - {p['p50_ms']:.1f}", f"     - {p['p99_ms']:.1f}",
+                          f"     - {p['rate_per_s']}/s ({p['threads']} clients)"]
+        b = prov.get("broker", {})
+        if "jobs_per_s" in b:
+            more = ""
+            for n, rate in b.get("by_consumers", {}).items():
+                if int(n) != b.get("consumers") and isinstance(rate, dict):
+                    more += f"; {n} consumers: {rate['jobs_per_s']:.0f} jobs/s"
+            cpu = f", worker CPU {b['worker_cpu_percent']:.0f} %" if "worker_cpu_percent" in b \
+                else ""
+            lines += ["   * - broker jobs → replies (RabbitMQ)", "     - –", "     - –",
+                      f"     - {b['jobs_per_s']:.0f} jobs/s ({b.get('consumers', 2)} consumers"
+                      f"{cpu}{more})"]
+    lines += ["", ".. list-table::", "   :header-rows: 1", "",
+              "   * - target", "     - measured", "     - met"]
+    for target, measured, met in targets(result):
+        lines += [f"   * - {target}", f"     - {measured}", f"     - {'yes' if met else 'no'}"]
+    return "\n".join(lines)
+
+
+def chart(result: dict, path: pathlib.Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = _relays(result)
+    short = {"bare": "bare relay", "guacbridge": "guacbridge", "guacamole_lite": "guacamole-\nlite",
+             "guapy": "guapy", "guacbridge_c": "guacbridge\n+ C scanner",
+             "guacbridge_c_uvloop": "guacbridge\n+ C + uvloop"}
+    labels = [short.get(n, n) for n in names]
+    colours = {"bare": "#999999", "guacbridge": "#2a7ab0", "guacamole_lite": "#d98c1f",
+               "guapy": "#6a9f3b", "guacbridge_c": "#7fb3d9", "guacbridge_c_uvloop": "#b5d3ea"}
+    panels = [("MB/s (higher is better)", "mb_per_s"),
+              ("relay CPU s per 100 MB", "cpu_s_per_100mb"),
+              ("connect → first message, ms", "first_message"),
+              ("ping p99 at 1 MB/s, ms", "ping_p99_paced")]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    for ax, (title, key) in zip(axes.flat, panels):
+        stats = [result.get("relay", {}).get(n, {}).get(key) for n in names]
+        values = [s["median"] if s else 0 for s in stats]
+        low = [s["median"] - s["min"] if s else 0 for s in stats]
+        high = [s["max"] - s["median"] if s else 0 for s in stats]
+        ax.bar(labels, values, yerr=[low, high], capsize=4, color=[colours[n] for n in names])
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelsize=7)
+    ax = axes.flat[4]
+    for n, label in zip(names, labels):
+        steps = {k: v for k, v in result.get("concurrency", {}).get(n, {}).items()
+                 if "rss_kib_per_console" in v}
+        if steps:
+            xs = sorted(steps, key=int)
+            ax.plot([int(x) for x in xs], [steps[x]["rss_kib_per_console"] for x in xs], "o-",
+                    label=label, color=colours[n])
+    ax.set_title("RSS per idle console, KiB", fontsize=10)
+    ax.set_xlabel("idle consoles", fontsize=8)
+    ax.legend(fontsize=7)
+    ax = axes.flat[5]
+    stalled = [n for n in names if n in result.get("stalled", {})]
+    growth = [result["stalled"][n]["rss_growth_mib"] for n in stalled]
+    ax.bar([short.get(n, n) for n in stalled], [max(g, 0.01) for g in growth],
+           color=[colours[n] for n in stalled])
+    ax.set_yscale("log")
+    seconds = next(iter(result.get("stalled", {}).values()), {}).get("seconds", "?")
+    ax.set_title(f"memory growth behind a stalled browser ({seconds} s), MiB", fontsize=10)
+    ax.tick_params(axis="x", labelsize=7)
+    m = result.get("machine", {})
+    fig.suptitle(f"guacbridge relay benchmark — {m.get('cores', '?')} cores, "
+                 f"{result.get('started', '')}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+
+
+BEGIN, END = ".. begin bench results", ".. end bench results"
+
+
+def update_readme(path: pathlib.Path, text: str) -> None:
+    """Replace what stands between the README's two marker comments with *text*."""
+    readme = path.read_text()
+    head, sep, rest = readme.partition(BEGIN + "\n")
+    _, sep2, tail = rest.partition(END + "\n")
+    if not (sep and sep2):
+        raise SystemExit(f"{path}: no '{BEGIN}' … '{END}' markers")
+    path.write_text(f"{head}{BEGIN}\n\n{text}\n\n{END}\n{tail}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results", nargs="?", type=pathlib.Path, default=BENCH / "results.json")
+    p.add_argument("--png", type=pathlib.Path, default=BENCH / "results.png")
+    p.add_argument("--readme", type=pathlib.Path,
+                   help="also put the tables into this file, between its marker comments")
+    args = p.parse_args()
+    result = json.loads(args.results.read_text())
+    chart(result, args.png)
+    text = rst(result)
+    if args.readme:
+        update_readme(args.readme, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
