@@ -253,7 +253,7 @@ def test_a_tunnel_ends_when_its_console_is_closed_elsewhere(consoles, clock, mon
     stopped = []
 
     async def tunnel_open_while_another_instance_closes_it():
-        consoles.attach(grant.id, stopped.append, grant.deadline)
+        consoles.attach(grant.id, stopped.append, deadline=grant.deadline)
         await asyncio.sleep(0.1)
         assert stopped == []
         consoles.store.close(grant.id, "closed by an operator on another instance", clock.now)
@@ -270,7 +270,7 @@ def test_an_extension_keeps_the_tunnel_open_past_the_first_deadline(consoles, cl
     stopped = []
 
     async def tunnel_open_across_the_deadline():
-        consoles.attach(grant.id, stopped.append, grant.deadline)
+        consoles.attach(grant.id, stopped.append, deadline=grant.deadline)
         await consoles.extend(grant.id, 1800)
         clock.now = grant.deadline + 1
         await asyncio.sleep(0.2)
@@ -288,7 +288,7 @@ def test_a_tunnel_ends_when_its_console_is_removed_from_the_store(consoles, monk
     stopped = []
 
     async def tunnel_open_while_its_row_goes():
-        consoles.attach(grant.id, stopped.append, grant.deadline)
+        consoles.attach(grant.id, stopped.append, deadline=grant.deadline)
         consoles.store.delete(grant.id)
         await _until(lambda: stopped)
     run(tunnel_open_while_its_row_goes())
