@@ -81,7 +81,9 @@ def mysql(workdir: pathlib.Path, sequential: int, threads: int, per_thread: int)
         env = {**os.environ, "GUACBRIDGE_MYSQL_URL": url}
         subprocess.run([sys.executable, "-m", "guacbridge.cli", "initdb"], env=env, cwd=ROOT,
                        check=True, capture_output=True, timeout=60)
-        return api(workdir, sequential, threads, per_thread, GUACBRIDGE_MYSQL_URL=url)
+        from guacbridge.keyring import new_key
+        return api(workdir, sequential, threads, per_thread, GUACBRIDGE_MYSQL_URL=url,
+                   GUACBRIDGE_SECRET_KEYS=new_key("bench"))
     finally:
         db.stop()
 
