@@ -138,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     se = command("sessions", "list the consoles in use now, on every instance (through the"
                              " API); --kill ends one, --events shows one's audit trail")
     se.add_argument("--url", help="the service's base URL (default: the configured public URL)")
-    se.add_argument("--key-file", help="file holding an API key ('-' = stdin; default: the"
-                    " first key of GUACBRIDGE_API_KEYS)")
+    se.add_argument("--key-file", required=True,
+                    help="file holding an API key with the read scope (revoke for --kill;"
+                         " '-' = stdin)")
     what = se.add_mutually_exclusive_group()
     what.add_argument("--kill", metavar="ID", help="close this console; its tunnel ends at once")
     what.add_argument("--events", metavar="ID", help="print this console's events")
@@ -341,14 +342,11 @@ def _sessions(args: argparse.Namespace) -> int:
     import requests
     settings = config.load(path=args.config)
     base = (args.url or settings.base_url).rstrip("/")
-    if args.key_file:
-        key = (sys.stdin.read() if args.key_file == "-" else
-               pathlib.Path(args.key_file).read_text()).strip()
-    else:
-        key = next((k for k in settings.api_keys.values() if isinstance(k, str)), "")
+    # The settings hold keys only as digests, so the secret must come from the operator.
+    key = (sys.stdin.read() if args.key_file == "-" else
+           pathlib.Path(args.key_file).read_text()).strip()
     if not key:
-        print("guacbridge sessions: give --key-file, or configure GUACBRIDGE_API_KEYS",
-              file=sys.stderr)
+        print(f"guacbridge sessions: {args.key_file} holds no API key", file=sys.stderr)
         return 2
     if args.kill:
         method, path = "DELETE", f"/api/v1/consoles/{args.kill}"
