@@ -86,6 +86,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.bytes_out = self.bytes_in = 0
         self.end_recorded = False
         self.opened_at = self.last_input = time.monotonic()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._warned_for: float | None = None    # the input time the last warning counted from
 
     def check_origin(self, origin: str) -> bool:
         """A browser names the page that opens the tunnel: the service's own pages and the
@@ -210,8 +212,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             self.tasks.append(asyncio.ensure_future(self._watch_share(grant.id)))
         if self.settings_.idle_timeout and self.viewer is None:   # the owner's input counts
             self.last_input = time.monotonic()      # counted from the tunnel being up
-            self.tasks.append(asyncio.ensure_future(self._watch_idle(
-                self.settings_.idle_timeout, self.settings_.idle_warning)))
+            self._check_idle()
 
     async def _from_guacd(self, conn: GuacdConnection) -> None:
         """guacd → browser, in whole instructions, one message per read.
@@ -345,30 +346,34 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def _client(self) -> Client:
         return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
 
-    async def _watch_idle(self, timeout: int, warning: int) -> None:
-        """End the console after *timeout* seconds without key or mouse input, warning the
-        page *warning* seconds before (a ``msg`` it shows; input in between cancels)."""
-        warned_for = None           # the input time the last warning counted from
-        while True:
-            last = self.last_input
-            idle = time.monotonic() - last
-            if idle >= timeout:
-                break
-            if idle < timeout - warning:
-                await asyncio.sleep(timeout - warning - idle)
-                continue
-            if warned_for != last:
-                warned_for = last
+    def _check_idle(self) -> None:
+        """End the console after ``idle_timeout`` seconds without key or mouse input, warning
+        the page ``idle_warning`` seconds before (a ``msg`` it shows; input in between
+        cancels). A timer, not a task: an idle console should cost little memory."""
+        if self.end_reason is not None:
+            return
+        timeout, warning = self.settings_.idle_timeout, self.settings_.idle_warning
+        last = self.last_input
+        idle = time.monotonic() - last
+        loop = asyncio.get_running_loop()
+        if idle < timeout - warning:
+            self._idle_timer = loop.call_later(timeout - warning - idle, self._check_idle)
+            return
+        if idle < timeout:
+            if self._warned_for != last:
+                self._warned_for = last
                 left = round(timeout - idle)
-                self.write_message(protocol.encode(
-                    "msg", MSG_IDLE_WARNING, left,
-                    f"The console closes in {left} s unless you use the keyboard or mouse."))
-            await asyncio.sleep(timeout - idle)
+                with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                    self.write_message(protocol.encode(
+                        "msg", MSG_IDLE_WARNING, left,
+                        f"The console closes in {left} s unless you use the keyboard or mouse."))
+            self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
+            return
         reason = f"no keyboard or mouse input for {timeout} s"
         grant = self.grant
         self.fail(SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
         if grant is not None:
-            await self.consoles.end_session(grant.id, reason)
+            asyncio.ensure_future(self.consoles.end_session(grant.id, reason))
 
     def stop(self, reason: str) -> None:
         """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
@@ -413,6 +418,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         for task in self.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         if self.conn is not None:
             # guacd 1.3.0 does not notice a closed socket until its 15 s user timeout, and
             # keeps the connection (and its recording) open that long: say goodbye.
