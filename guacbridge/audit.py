@@ -14,6 +14,7 @@ it reports its tunnels' byte counts for ``GET /api/v1/sessions``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import datetime
 import json
@@ -96,18 +97,32 @@ class Audit:
         self.tunnels: dict[str, LiveTunnel] = {}
         self._watcher: asyncio.Task | None = None
         self._pending: set[asyncio.Future] = set()   # writes in flight (kept from the GC)
+        # One writer thread: events are written in the order they happened, also those
+        # written in the background (record_soon).
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, "guacbridge-audit")
 
     async def record(self, console_id: str, kind: str, **data: Any) -> None:
         """Write one event. A store that fails is logged, not raised: the console's own
         operation has succeeded or failed by then and says so itself."""
         check_data(data)
+        write = (self.store.add_event, console_id, self.clock(), kind, self.instance,
+                 json.dumps(data, default=str))
         try:
-            await asyncio.to_thread(self.store.add_event, console_id, self.clock(), kind,
-                                    self.instance, json.dumps(data, default=str))
+            await asyncio.get_running_loop().run_in_executor(self._writer, *write)
         except Exception as e:
             log.warning("console %s: event %s not recorded: %s", console_id, kind, e)
 
+    def record_soon(self, console_id: str, kind: str, **data: Any) -> None:
+        """Write an event without waiting for it: for the way into a console, which
+        should not wait for the disk (``events`` still sees it)."""
+        check_data(data)
+        task = asyncio.ensure_future(self.record(console_id, kind, **data))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
     async def events(self, console_id: str) -> list[dict[str, Any]]:
+        if self._pending:        # this instance's own writes in flight come first
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
         rows = await asyncio.to_thread(self.store.events, console_id)
         return [{"at": iso(at), "kind": kind, "instance": instance, "data": json.loads(data)}
                 for at, kind, instance, data in rows]
@@ -118,12 +133,11 @@ class Audit:
                        live: Collection[str]) -> None:
         """Register a tunnel, report it, and make sure the close watcher runs."""
         self.tunnels[tunnel.tunnel_id] = tunnel
-        for write in (self._report([tunnel]),
-                      self.record(tunnel.console_id, "tunnel_started",
-                                  tunnel_id=tunnel.tunnel_id, **tunnel.client.fields())):
-            task = asyncio.ensure_future(write)
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+        report = asyncio.ensure_future(self._report([tunnel]))
+        self._pending.add(report)
+        report.add_done_callback(self._pending.discard)
+        self.record_soon(tunnel.console_id, "tunnel_started", tunnel_id=tunnel.tunnel_id,
+                         **tunnel.client.fields())
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.ensure_future(self._watch(stop_closed, live))
 

@@ -310,8 +310,8 @@ class Consoles:
         except Refused as e:
             await self._refused(e, "tunnel", client)
             raise
-        await self.record_event(grant.id, "consumed", by="tunnel", tunnel_id=tunnel_id,
-                                **(client or Client()).fields())
+        self.audit.record_soon(grant.id, "consumed", by="tunnel", tunnel_id=tunnel_id,
+                               **(client or Client()).fields())
         return grant
 
     async def open_page_session(self, console_id: str, token: Any, extra: Any,

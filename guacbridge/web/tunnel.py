@@ -197,11 +197,6 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
                 lambda: (self.bytes_out, self.bytes_in)), grant.deadline)
         self.unregister = lambda: (detach(), undrain())
-        if self.viewer is None:
-            try:
-                await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
-            except ConsoleError as e:     # the console works; only sharing it does not
-                log.warning("console %s: cannot be shared now: %s", grant.id, e.details)
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  "%d.%d.%d" % conn.version)
@@ -210,6 +205,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn))]
         if self.viewer is not None:
             self.tasks.append(asyncio.ensure_future(self._watch_share(grant.id)))
+        else:    # the desktop flows meanwhile: where shares join needs no hurry
+            try:
+                await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
+            except ConsoleError as e:     # the console works; only sharing it does not
+                log.warning("console %s: cannot be shared now: %s", grant.id, e.details)
         if self.settings_.idle_timeout and self.viewer is None:   # the owner's input counts
             self.last_input = time.monotonic()      # counted from the tunnel being up
             self._check_idle()
