@@ -25,7 +25,6 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import relays  # noqa: E402
 import run  # noqa: E402
-from wsclient import WsClient  # noqa: E402
 
 
 async def workload(name: str, relay: relays.Relay, seconds: float) -> None:

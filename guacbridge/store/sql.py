@@ -8,7 +8,6 @@ single conditional UPDATE that makes tokens one-time, across instances too. Quer
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 

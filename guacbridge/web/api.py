@@ -77,6 +77,12 @@ class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
         except (ValueError, UnicodeDecodeError):
             raise ConsoleError(400, "the request body is not valid JSON") from None
 
+    def json_object(self) -> dict[str, Any]:
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ConsoleError(400, "the request body must be a JSON object")
+        return body
+
     def api_key(self, scope: str) -> ApiKey:
         """The API key presented as a bearer token, if it holds *scope*: 401 when there is
         no valid key, 403 when the key is valid but lacks the scope (RFC 6750 section 3)."""
@@ -140,9 +146,7 @@ class ExtendHandler(JsonHandler):
     @answers
     async def post(self, console_id: str) -> None:
         await self.owned(console_id, self.api_key("extend"))
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise ConsoleError(400, "the request body must be a JSON object")
+        body = self.json_object()
         seconds = body.get("seconds", self.consoles.settings.duration)
         self.send(await self.consoles.extend(console_id, seconds))
 

@@ -9,7 +9,6 @@ import tornado.web
 
 from .. import resources
 from ..audit import Client
-from ..consoles import ConsoleError
 from ..grants import Grant
 from .access import RedactedLogging
 from .api import JsonHandler, answers
@@ -73,9 +72,7 @@ class PageSessionHandler(PageApiHandler):
         """Trade the one-time token (in the body, never in a URL) for a reconnect secret."""
         # Like a tunnel connect: it spends a token, so guessing is slowed per address.
         self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise ConsoleError(400, "the request body must be a JSON object")
+        body = self.json_object()
         grant, secret = await self.consoles.open_page_session(
             console_id, body.get("token"), body.get("extra"),
             Client(self.request.remote_ip, self.request.headers.get("User-Agent")))

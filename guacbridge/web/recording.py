@@ -106,9 +106,7 @@ class PlayerSessionHandler(WithShares):
     @answers
     async def post(self, console_id: str) -> None:
         """Trade the player link's token (in the body) for a playback session."""
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise ConsoleError(400, "the request body must be a JSON object")
+        body = self.json_object()
         share, secret = await self.shares.join(console_id, body.get("token"),
                                                self.request.remote_ip or "", playback=True)
         await self.consoles.record_event(console_id, "recording.played", by=share.created_by,

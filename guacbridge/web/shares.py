@@ -5,7 +5,7 @@ reconnect secret) and for the viewer's page (``/console/{id}/join``). Thin: ever
 """
 from __future__ import annotations
 
-from ..consoles import ConsoleError, Consoles
+from ..consoles import Consoles
 from ..shares import Shares
 from .api import answers
 from .page import PageApiHandler
@@ -65,9 +65,7 @@ class JoinHandler(PageApiHandler, WithShares):
 
     @answers
     async def post(self, console_id: str) -> None:
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise ConsoleError(400, "the request body must be a JSON object")
+        body = self.json_object()
         share, secret = await self.shares.join(console_id, body.get("token"),
                                                self.request.remote_ip or "")
         _, grant = await self.shares.page_status(console_id, secret)

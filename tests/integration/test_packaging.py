@@ -1,6 +1,5 @@
 """`python -m build` gives an sdist and a wheel; the wheel, installed in a clean venv with
 no npm, gives a service that serves its page and guacamole-common-js."""
-import os
 import pathlib
 import subprocess
 import sys

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import socket
 
-import pytest
 import tornado.httpserver
 import tornado.websocket
 
