@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import time
 
 from guacbridge.demo import free_port
-from parts import require
+from parts import require, stop_process
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "deploy" / "nginx-guacbridge.conf"
 
@@ -45,13 +44,7 @@ class Nginx:
         return f"https://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_nginx(workdir: pathlib.Path, upstreams: list[int], cert: pathlib.Path,

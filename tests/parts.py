@@ -1,8 +1,11 @@
-"""What a fixture does when a real part is missing: skip on a laptop, fail under CI=true."""
+"""What a fixture does when a real part is missing (skip on a laptop, fail under CI=true), and
+how it stops one (by pid)."""
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 
 import pytest
 
@@ -21,3 +24,14 @@ def unavailable(why: str) -> None:
 def require(program: str, package: str) -> None:
     if shutil.which(program) is None and shutil.which(program, path="/usr/sbin:/usr/bin") is None:
         unavailable(f"{program} is not installed (Debian package {package}; run deploy/install.sh)")
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM, and SIGKILL if it is still there after *grace* seconds."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()

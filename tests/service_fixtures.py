@@ -8,7 +8,6 @@ import dataclasses
 import os
 import pathlib
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import tornado.websocket
 import leaks
 from guacbridge import demo, protocol
 from guacbridge.demo import free_port
-from parts import require
+from parts import require, stop_process
 
 
 @dataclasses.dataclass
@@ -64,13 +63,7 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process(self.process)
 
 
 def start_service(workdir: pathlib.Path, guacd: str, port: int | None = None, tls=None,

@@ -1,0 +1,26 @@
+"""What browser tests compare screens with: JavaScript for Playwright's ``evaluate``."""
+
+# How many pixels of two same-sized PNGs (data URLs) differ visibly.
+COMPARE = """async ([a, b]) => {
+  const load = (src) => new Promise((ok, bad) => {
+    const img = new Image(); img.onload = () => ok(img); img.onerror = bad; img.src = src;
+  });
+  const pixels = (img) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.width; canvas.height = img.height;
+    const g = canvas.getContext('2d'); g.drawImage(img, 0, 0);
+    return g.getImageData(0, 0, img.width, img.height).data;
+  };
+  const [x, y] = await Promise.all([load(a), load(b)]);
+  if (x.width !== y.width || x.height !== y.height) {
+    return { differing: -1, sizes: [x.width, x.height, y.width, y.height] };
+  }
+  const p = pixels(x), q = pixels(y);
+  let differing = 0;
+  for (let i = 0; i < p.length; i += 4) {
+    if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1]) + Math.abs(p[i + 2] - q[i + 2]) > 48) {
+      differing++;
+    }
+  }
+  return { differing, total: p.length / 4 };
+}"""
