@@ -120,9 +120,14 @@ class Audit:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def events(self, console_id: str) -> list[dict[str, Any]]:
-        if self._pending:        # this instance's own writes in flight come first
+    async def settle(self) -> None:
+        """Wait for this instance's writes in flight, so that what it reads back includes
+        what it has done (other instances' are a report interval behind at most)."""
+        if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def events(self, console_id: str) -> list[dict[str, Any]]:
+        await self.settle()
         rows = await asyncio.to_thread(self.store.events, console_id)
         return [{"at": iso(at), "kind": kind, "instance": instance, "data": json.loads(data)}
                 for at, kind, instance, data in rows]

@@ -516,6 +516,7 @@ class Consoles:
     async def sessions(self, owner: str | None = None) -> dict[str, Any]:
         """The consoles in use now (connecting or active), with their tunnel: where it
         lives, who is at the other end, bytes so far. Only *owner*'s, when given."""
+        await self.audit.settle()
         now = self.clock()
         listed = []
         for grant, tunnel in await self._store(self.store.sessions):
@@ -531,6 +532,7 @@ class Consoles:
                 "tunnel": self.audit.tunnel_view(tunnel)})
         return {"result": True, "details": None, "instance": self.audit.instance,
                 "sessions": listed}
+
     async def remove_old_recordings(self) -> None:
         """Delete recordings kept longer than the retention; each removal is an event."""
         if not self.recordings.enabled:

@@ -59,6 +59,20 @@ class Service:
     def delete(self, console_id: str) -> dict:
         return self.api("DELETE", f"/api/v1/consoles/{console_id}").json()
 
+    def session(self, console_id: str, ready=lambda s: s is not None and s["tunnel"],
+                timeout: float = 5.0) -> dict | None:
+        """The console's entry in ``/api/v1/sessions`` once ``ready(entry)`` holds (entry
+        None: not listed). Instances report their tunnels in the background, so another
+        instance's listing is a moment behind; past *timeout* the last entry is returned."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.api("GET", "/api/v1/sessions")
+            assert r.status_code == 200, r.text
+            entry = next((s for s in r.json()["sessions"] if s["id"] == console_id), None)
+            if ready(entry) or time.monotonic() > deadline:
+                return entry
+            time.sleep(0.1)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 

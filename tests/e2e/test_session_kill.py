@@ -19,8 +19,7 @@ def test_a_console_closed_on_another_instance_tells_the_browser_why(twin_service
     reply = b.create(vnc_target, user="erin")           # the page and its tunnel are on b
     page.goto(reply["url"])
     page.locator("body[data-state='3']").wait_for(state="attached", timeout=15000)
-    sessions = a.api("GET", "/api/v1/sessions").json()["sessions"]
-    mine = next(s for s in sessions if s["id"] == reply["id"])
+    mine = a.session(reply["id"])                       # b's report reaches a's listing
     assert mine["user"] == "erin" and mine["tunnel"]["instance"] == "b"
     assert "HeadlessChrome" in mine["tunnel"]["user_agent"]
 

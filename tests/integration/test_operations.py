@@ -1,6 +1,7 @@
 """What operators watch: /metrics moves by the right amounts over a scripted session, and
 /readyz says which dependency is missing."""
 import asyncio
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +16,17 @@ def scrape(service) -> dict:
         for sample in family.samples:
             values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return values
+
+
+def scrape_when(service, ready, timeout: float = 5.0) -> dict:
+    """The metrics once ``ready(values)`` holds: a tunnel's counts land as it finishes
+    closing, a moment after the browser has seen the close."""
+    deadline = time.monotonic() + timeout
+    while True:
+        values = scrape(service)
+        if ready(values) or time.monotonic() > deadline:
+            return values
+        time.sleep(0.05)
 
 
 def delta(before, after, name, **labels):
@@ -34,7 +46,8 @@ def test_metrics_count_a_scripted_session(service, vnc_target, tunnel):
             await t.closing()
             return during
     during = asyncio.run(session())
-    after = scrape(service)
+    live = ("guacbridge_live_tunnels", ())
+    after = scrape_when(service, lambda m: m[live] <= before[live])
     assert during[("guacbridge_live_tunnels", ())] >= 1
     assert delta(before, after, "guacbridge_consoles_opened_total", sink="direct") == 1
     assert delta(before, after, "guacbridge_consoles_closed_total", reason="api",
