@@ -47,9 +47,9 @@ class SqlGrantStore:
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
                 " sink, sink_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (grant.id, token_hash, extra_hash, grant.target.protocol,
-                 self._ring().seal(grant.id, grant.target.params), grant.owner, grant.user, grant.created_at,
-                 grant.use_by, grant.duration, grant.max_duration, grant.consumed_at,
-                 grant.deadline, grant.sink, grant.sink_state))
+                 self._ring().seal(grant.id, grant.target.params), grant.owner, grant.user,
+                 grant.created_at, grant.use_by, grant.duration, grant.max_duration,
+                 grant.consumed_at, grant.deadline, grant.sink, grant.sink_state))
 
     def delete(self, grant_id: str) -> None:
         with self._db() as db:
@@ -229,11 +229,13 @@ class SqlGrantStore:
 
     def purge(self, before: float, batch: int = 500) -> int:
         """Delete consoles closed before *before* (a guacamole-sink one only once its
-        connection is gone), with their events and tunnel rows; and tunnel rows no instance
-        has reported since then (an instance that died)."""
+        connection is gone), with everything kept about them; tunnel rows no instance has
+        reported since then (an instance that died); and broker replies that old, long
+        past any redelivery."""
         purged = 0
         with self._db() as db:
             db.execute("DELETE FROM console_tunnel WHERE seen_at < ?", (before,))
+            db.execute("DELETE FROM job_reply WHERE replied_at < ?", (before,))
             while True:
                 ids = [r[0] for r in db.execute(
                     "SELECT id FROM console_grant WHERE closed_at < ? AND (sink = 'direct'"
@@ -244,6 +246,8 @@ class SqlGrantStore:
                 marks = ",".join("?" * len(ids))
                 for table, column in (("console_event", "console_id"),
                                       ("console_tunnel", "console_id"),
+                                      ("console_share", "console_id"),
+                                      ("console_live", "console_id"),
                                       ("console_grant", "id")):
                     db.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", ids)
                 purged += len(ids)

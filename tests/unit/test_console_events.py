@@ -86,6 +86,28 @@ def test_closed_consoles_and_their_events_are_purged_after_the_retention(console
     assert consoles.store.events(old["id"]) == []
 
 
+def test_a_purged_console_takes_its_share_links_along_and_old_job_replies_go(consoles,
+                                                                                clock):
+    from guacbridge.store.shares import Share, ShareStore
+    shares = ShareStore(consoles.store._db)
+    old = asyncio.run(consoles.open({"target": TARGET}, owner="portal"))
+    kept = asyncio.run(consoles.open({"target": TARGET}, owner="portal"))
+    for n, console in enumerate((old, kept)):
+        shares.issue(Share(f"s{n}", console["id"], "view", "portal", clock.now,
+                           clock.now + 60), f"{n}" * 64)
+        shares.set_live(console["id"], ("127.0.0.1", 4822), f"$conn-{n}", clock.now)
+    consoles.store.mark_replied("job-old", "m1", clock.now)
+    asyncio.run(consoles.close(old["id"], "done"))
+    clock.now += 3601
+    consoles.store.mark_replied("job-new", "m2", clock.now)
+    assert asyncio.run(consoles.purge()) == 1
+    assert shares.of_console(old["id"]) == [] and shares.live(old["id"]) is None
+    assert [s.id for s in shares.of_console(kept["id"])] == ["s1"]
+    assert shares.live(kept["id"]) == (("127.0.0.1", 4822), "$conn-1")
+    assert not consoles.store.replied("job-old", "m1")      # a redelivery that late is new
+    assert consoles.store.replied("job-new", "m2")
+
+
 def test_a_console_closed_by_another_instance_ends_the_tunnel_held_here(tmp_path, clock):
     here, there = make(tmp_path, clock, "here"), make(tmp_path, clock, "there")
     reply = asyncio.run(here.open({"target": TARGET}, owner="portal"))
