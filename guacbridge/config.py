@@ -256,6 +256,9 @@ def _addresses(value: str | list) -> tuple[Address, ...]:
     out = tuple(parse_address(item) for item in items if str(item).strip())
     if not out:
         raise ValueError("at least one host:port is needed")
+    for i, address in enumerate(out):
+        if address in out[:i]:   # a pool would count the one guacd twice: a typo, surely
+            raise ValueError(f"{address[0]}:{address[1]} is listed twice")
     return out
 
 

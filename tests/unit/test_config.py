@@ -27,6 +27,7 @@ def test_environment_wins_over_the_file(tmp_path):
 @pytest.mark.parametrize("env, words", [
     ({"GUACBRIDGE_LISTEN": "nowhere"}, "listen"),
     ({"GUACBRIDGE_GUACD": "h:99999"}, "out of range"),
+    ({"GUACBRIDGE_GUACD": "g1:4822,g2:4822, g1:4822"}, "guacd.*g1:4822 is listed twice"),
     ({"GUACBRIDGE_API_KEYS": "justasecret"}, "name:secret"),
     ({"GUACBRIDGE_PUBLIC_URL": "ftp://x"}, "http"),
 ])
