@@ -2,14 +2,15 @@
 
 Events are rows of ``console_event``: a kind and a small JSON object, never a token, a
 password or any other guacd parameter. The core (``consoles.py``) writes ``created``,
-``consumed``, ``refused``, ``extended`` and ``closed``; the tunnel's start and end are ``tunnel_started``
-and ``tunnel_ended`` (with its bytes each way). Other features add their own kinds through
-:meth:`Audit.record`.
+``consumed``, ``refused``, ``extended`` and ``closed``; the tunnel's start and end are
+``tunnel_started`` and ``tunnel_ended`` (with its bytes each way). Other features add their
+own kinds through :meth:`Audit.record`.
 
-Each instance also keeps one small loop while it holds live tunnels: twice a second it asks
-the store which consoles were closed lately (one query, whatever the number of tunnels), so
-that a ``DELETE`` answered by another instance ends the tunnel here at once; every few seconds
-it reports its tunnels' byte counts for ``GET /api/v1/sessions``.
+While an instance holds live tunnels, the core's one watcher loop (``Consoles._watch_live``)
+asks :meth:`Audit.closed_lately` twice a second which consoles were closed (one query,
+whatever the number of tunnels), so that a ``DELETE`` answered by another instance ends the
+tunnel here at once, and every few seconds has :meth:`Audit.report` write the tunnels' byte
+counts for ``GET /api/v1/sessions``.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,6 @@ class Audit:
         self.instance = instance
         self.clock = clock
         self.tunnels: dict[str, LiveTunnel] = {}
-        self._watcher: asyncio.Task | None = None
         self._pending: set[asyncio.Future] = set()   # writes in flight (kept from the GC)
         # One writer thread: events are written in the order they happened, also those
         # written in the background (record_soon).
@@ -134,17 +134,14 @@ class Audit:
 
     # -- live tunnels -----------------------------------------------------------------
 
-    def tunnel_started(self, tunnel: LiveTunnel, stop_closed: Callable[[str, str], None],
-                       live: Collection[str]) -> None:
-        """Register a tunnel, report it, and make sure the close watcher runs."""
+    def tunnel_started(self, tunnel: LiveTunnel) -> None:
+        """Register a tunnel and report it, without waiting for the store."""
         self.tunnels[tunnel.tunnel_id] = tunnel
-        report = asyncio.ensure_future(self._report([tunnel]))
+        report = asyncio.ensure_future(self.report([tunnel]))
         self._pending.add(report)
         report.add_done_callback(self._pending.discard)
         self.record_soon(tunnel.console_id, "tunnel_started", tunnel_id=tunnel.tunnel_id,
                          **tunnel.client.fields())
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.ensure_future(self._watch(stop_closed, live))
 
     async def tunnel_ended(self, console_id: str, tunnel_id: str, reason: str,
                            bytes_out: int, bytes_in: int, seconds: float | None) -> None:
@@ -157,26 +154,16 @@ class Audit:
         except Exception as e:
             log.warning("console %s: tunnel %s not unlisted: %s", console_id, tunnel_id, e)
 
-    async def _watch(self, stop_closed: Callable[[str, str], None],
-                     live: Collection[str]) -> None:
-        """While this instance holds tunnels: end those whose console was closed, by any
-        instance, and report byte counts now and then."""
-        reported = time.monotonic()
-        while live:
-            await asyncio.sleep(WATCH_EVERY)
-            try:
-                closed = await asyncio.to_thread(self.store.closed_since,
-                                                 self.clock() - LOOK_BACK)
-                for console_id, reason in closed:
-                    if console_id in live:
-                        stop_closed(console_id, reason or "closed")
-                if time.monotonic() - reported >= REPORT_EVERY:
-                    reported = time.monotonic()
-                    await self._report(list(self.tunnels.values()))
-            except Exception as e:
-                log.warning("looking for closed consoles failed (will retry): %s", e)
+    async def closed_lately(self) -> list[tuple[str, str | None]]:
+        """(console id, close reason) of the consoles closed in the last LOOK_BACK seconds,
+        by any instance."""
+        return await asyncio.to_thread(self.store.closed_since, self.clock() - LOOK_BACK)
 
-    async def _report(self, tunnels: list[LiveTunnel]) -> None:
+    async def report(self, tunnels: list[LiveTunnel] | None = None) -> None:
+        """Write the byte counts that moved since the last report, of *tunnels* (default:
+        all of this instance's)."""
+        if tunnels is None:
+            tunnels = list(self.tunnels.values())
         rows, now = [], self.clock()
         for t in tunnels:
             counts = t.counts()

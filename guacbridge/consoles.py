@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 
 from . import grants, limits, logs
 from .agents import Agent, AgentError
-from .audit import Audit, Client, LiveTunnel
+from .audit import REPORT_EVERY, WATCH_EVERY, Audit, Client, LiveTunnel
 from .audit import iso as _iso
 from .config import Settings
 from .errors import StatusError
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 _REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name",
                    "recording"}
-RECHECK = 10.0   # seconds between re-reads of the live consoles (extensions, closes elsewhere)
+RECHECK = 10.0   # seconds between re-reads of all live consoles (extensions, removals)
 PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
 Stopper = Callable[[str], None]
 
@@ -383,7 +384,7 @@ class Consoles:
         count) can end it; with *tunnel*, it is listed in sessions and audited."""
         self._live.setdefault(console_id, set()).add(stop)
         if tunnel is not None:
-            self.audit.tunnel_started(tunnel, self._stop_live, self._live)
+            self.audit.tunnel_started(tunnel)
         if deadline is not None:
             self._deadlines[console_id] = deadline
         if self._wakeup is not None:
@@ -404,31 +405,51 @@ class Consoles:
         return detach
 
     async def _watch_live(self) -> None:
-        """One task for all live tunnels (not one each, which cost memory and a store read
-        per tunnel every few seconds): wakes at the earliest deadline, and every RECHECK
-        seconds re-reads all live consoles at once, to see extensions and closes made
-        elsewhere (another instance, an operator)."""
-        checked = -RECHECK
+        """One task for all live tunnels (not one each, which cost memory and store reads
+        per tunnel), with three jobs, each one query whatever the number of tunnels:
+
+        - every WATCH_EVERY seconds, end the tunnels of consoles closed lately by any
+          instance: a DELETE answered elsewhere ends the tunnel here at once;
+        - every RECHECK seconds and at the earliest deadline, re-read all live consoles:
+          extensions, deadlines, consoles removed;
+        - every REPORT_EVERY seconds, report the tunnels' byte counts for the sessions list.
+        """
+        jobs = {self._end_closed_elsewhere: WATCH_EVERY, self._check_live: RECHECK,
+                self.audit.report: REPORT_EVERY}
+        last = dict.fromkeys(jobs, -math.inf)
+        last[self.audit.report] = time.monotonic()      # a new tunnel reports itself
         self._wakeup = wakeup = asyncio.Event()
         try:
             while self._live:
                 wakeup.clear()
-                now = self.clock()
-                if time.monotonic() - checked >= RECHECK or \
-                        any(d <= now for d in self._deadlines.values()):
-                    checked = time.monotonic()
+                tick = time.monotonic()
+                due = [job for job, every in jobs.items() if tick - last[job] >= every]
+                if self._check_live not in due and \
+                        any(d <= self.clock() for d in self._deadlines.values()):
+                    due.append(self._check_live)
+                failed = False
+                for job in due:
+                    last[job] = tick
                     try:
-                        await self._check_live()
-                    except Exception:
-                        log.exception("could not re-read the live consoles; retrying")
-                        await asyncio.sleep(1)
-                now = self.clock()
-                wait = min([RECHECK - (time.monotonic() - checked)]
+                        await job()
+                    except Exception as e:   # the store is down, say: retried, not in a spin
+                        failed = True
+                        log.warning("watching the live consoles: %s failed: %s",
+                                    job.__name__.strip("_"), e)
+                tick, now = time.monotonic(), self.clock()
+                wait = min([every - (tick - last[job]) for job, every in jobs.items()]
                            + [d - now for d in self._deadlines.values()])
+                if failed:
+                    wait = max(wait, 1.0)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), max(wait, 0.01))
         finally:
             self._wakeup = None
+
+    async def _end_closed_elsewhere(self) -> None:
+        for console_id, reason in await self.audit.closed_lately():
+            if console_id in self._live:
+                self._stop_live(console_id, reason or "closed")
 
     async def _check_live(self) -> None:
         ids = list(self._live)

@@ -24,7 +24,7 @@ def test_a_console_closed_on_another_instance_tells_the_browser_why(twin_service
     assert "HeadlessChrome" in mine["tunnel"]["user_agent"]
 
     assert a.delete(reply["id"])["state"] == "closed"
-    # Well before the tunnel's own 10 s recheck: the instances' close watcher did it.
+    # Well before the 10 s recheck of all live consoles: the look for closes did it.
     page.locator("body[data-error]").wait_for(state="attached", timeout=5000)
     assert page.evaluate("window.guacbridge.error.code") == 0x020B
     text = page.locator("body").inner_text()
