@@ -18,7 +18,8 @@ COMPARE = """async ([a, b]) => {
   const p = pixels(x), q = pixels(y);
   let differing = 0;
   for (let i = 0; i < p.length; i += 4) {
-    if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1]) + Math.abs(p[i + 2] - q[i + 2]) > 48) {
+    if (Math.abs(p[i] - q[i]) + Math.abs(p[i + 1] - q[i + 1])
+        + Math.abs(p[i + 2] - q[i + 2]) > 48) {
       differing++;
     }
   }

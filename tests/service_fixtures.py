@@ -252,7 +252,8 @@ def tunnel():
             params["extra"] = extra
         scheme = "wss" if ws["secure"] else "ws"
         url = f"{scheme}://{ws['host']}:{ws['port']}{ws['path']}?{urlencode(params)}"
-        request = tornado.httpclient.HTTPRequest(url, headers=headers or {}, ssl_options=ssl_options)
+        request = tornado.httpclient.HTTPRequest(url, headers=headers or {},
+                                                 ssl_options=ssl_options)
         conn = await tornado.websocket.websocket_connect(request, subprotocols=["guacamole"])
         try:
             yield TunnelClient(conn)

@@ -88,7 +88,8 @@ def test_a_view_share_sees_the_owners_typing_and_its_keys_do_not_reach_the_serve
     owner.evaluate(FLUSH)
     viewer.evaluate(FLUSH)
     seen_by_owner, seen_by_viewer = owner.evaluate(FLATTEN), viewer.evaluate(FLATTEN)
-    assert viewer.evaluate(COMPARE, [before, seen_by_viewer])["differing"] > 100    # the typing showed
+    # the typing showed
+    assert viewer.evaluate(COMPARE, [before, seen_by_viewer])["differing"] > 100
     assert viewer.evaluate(COMPARE, [seen_by_owner, seen_by_viewer])["differing"] <= 16
     viewer.screenshot(path=str(artifacts / "share-viewer.png"))
 

@@ -50,7 +50,8 @@ def test_sigterm_without_consoles_exits_at_once(guacd, tmp_path):
         service.stop()
 
 
-def test_while_draining_it_reports_not_ready_and_a_second_sigterm_ends_it(guacd, vnc_target, tunnel, tmp_path):
+def test_while_draining_it_reports_not_ready_and_a_second_sigterm_ends_it(guacd, vnc_target,
+                                                                          tunnel, tmp_path):
     service = start_service(tmp_path, f"{guacd.host}:{guacd.port}",
                             GUACBRIDGE_DRAIN_SECONDS="600")
     reply = service.create(vnc_target)

@@ -13,7 +13,8 @@ def test_defaults_are_the_documented_contract():
 
 def test_environment_wins_over_the_file(tmp_path):
     f = tmp_path / "g.toml"
-    f.write_text('[guacbridge]\nlisten = "0.0.0.0:9000"\nguacd = "a:1"\n[consoles]\nduration = 60\n')
+    f.write_text('[guacbridge]\nlisten = "0.0.0.0:9000"\nguacd = "a:1"\n'
+                 '[consoles]\nduration = 60\n')
     s = config.load(env={"GUACBRIDGE_CONFIG": str(f), "GUACBRIDGE_GUACD": "g1:4822,[::1]:4823",
                          "GUACBRIDGE_API_KEYS": "portal:s3cret,ops:x"})
     assert s.listen == ("0.0.0.0", 9000) and s.duration == 60
