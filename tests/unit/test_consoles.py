@@ -293,3 +293,29 @@ def test_a_tunnel_ends_when_its_console_is_removed_from_the_store(consoles, monk
         await _until(lambda: stopped)
     run(tunnel_open_while_its_row_goes())
     assert stopped == ["console removed"]
+
+
+def test_the_watcher_outlives_a_store_outage_and_acts_once_the_store_is_back(
+        consoles, clock, monkeypatch):
+    from guacbridge.store.sql import StoreUnavailable
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    reply = open_console(consoles)
+    grant = run(consoles.start_session(reply["websocket"]["token"], None, "t1"))
+    stopped, tries = [], []
+    store = consoles.store
+
+    def down(*args):
+        tries.append(args)
+        raise StoreUnavailable("the grant store cannot be reached")
+
+    async def a_deadline_passes_while_the_store_is_down():
+        monkeypatch.setattr(store, "session_ends", down)
+        monkeypatch.setattr(store, "closed_since", down)
+        consoles.attach(grant.id, stopped.append, deadline=grant.deadline)
+        clock.now = grant.deadline + 1           # due, but the store cannot confirm it
+        await asyncio.sleep(1.5)
+        assert stopped == [] and 2 <= len(tries) <= 8    # retried each second, no spin
+        del store.session_ends, store.closed_since   # the store's own methods again
+        await _until(lambda: stopped, timeout=3)
+    run(a_deadline_passes_while_the_store_is_down())
+    assert stopped == ["time limit reached"]
