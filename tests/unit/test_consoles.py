@@ -309,8 +309,7 @@ def test_the_watcher_outlives_a_store_outage_and_acts_once_the_store_is_back(
         raise StoreUnavailable("the grant store cannot be reached")
 
     async def a_deadline_passes_while_the_store_is_down():
-        monkeypatch.setattr(store, "session_ends", down)
-        monkeypatch.setattr(store, "closed_since", down)
+        store.session_ends = store.closed_since = down
         consoles.attach(grant.id, stopped.append, deadline=grant.deadline)
         clock.now = grant.deadline + 1           # due, but the store cannot confirm it
         await asyncio.sleep(1.5)
