@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name",
                    "recording"}
+TAKEN_OVER = "the console was opened again from this page"
 RECHECK = 10.0   # seconds between re-reads of all live consoles (extensions, removals)
 PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
 Stopper = Callable[[str], None]
@@ -53,6 +54,7 @@ class Consoles:
         self.agents = dict(agents)
         self.clock = clock
         self._live: dict[str, set[Stopper]] = {}
+        self._held: dict[str, tuple[str, Stopper]] = {}  # tunnel id → (console id, stop)
         self._deadlines: dict[str, float] = {}        # of the live consoles, as last read
         self._watcher: asyncio.Task | None = None
         self._wakeup: asyncio.Event | None = None
@@ -352,7 +354,7 @@ class Consoles:
         grant = await self._store(self.store.resume, console_id,
                                         grants.hash_token(secret), tunnel_id, self.clock(),
                                         self.settings.reconnect_window)
-        self._stop_live(console_id, "the console was opened again from this page")
+        self._stop_live(console_id, TAKEN_OVER)
         return grant
 
     async def page_grant(self, console_id: str, secret: str) -> Grant:
@@ -384,6 +386,7 @@ class Consoles:
         count) can end it; with *tunnel*, it is listed in sessions and audited."""
         self._live.setdefault(console_id, set()).add(stop)
         if tunnel is not None:
+            self._held[tunnel.tunnel_id] = (console_id, stop)
             self.audit.tunnel_started(tunnel)
         if deadline is not None:
             self._deadlines[console_id] = deadline
@@ -395,6 +398,7 @@ class Consoles:
 
         def detach() -> None:
             if tunnel is not None:
+                self._held.pop(tunnel.tunnel_id, None)
                 self.audit.tunnels.pop(tunnel.tunnel_id, None)
             stoppers = self._live.get(console_id)
             if stoppers is not None:
@@ -452,14 +456,20 @@ class Consoles:
                 self._stop_live(console_id, reason or "closed")
 
     async def _check_live(self) -> None:
-        ids = list(self._live)
+        ids, held = list(self._live), dict(self._held)   # as they were when the store was read
         ends = await self._store(self.store.session_ends, ids)
         now = self.clock()
+        # A page that came back through another instance holds its console now: the tunnel
+        # here that held it before ends (its browser is gone, by a path not noticed yet).
+        for tunnel_id, (console_id, stop) in held.items():
+            holder = ends.get(console_id, (None,) * 4)[3]
+            if holder is not None and holder != tunnel_id and tunnel_id in self._held:
+                stop(TAKEN_OVER)
         for console_id in ids:
             if console_id not in self._live:
                 continue
             end = ends.get(console_id)
-            deadline, closed_at, reason = end if end is not None else (None, None, None)
+            deadline, closed_at, reason, _ = end if end is not None else (None,) * 4
             if end is None:
                 why = "console removed"
             elif closed_at is not None:

@@ -128,8 +128,9 @@ class GrantStore(AuditStore, Protocol):
 
     def get(self, grant_id: str) -> Grant | None: ...
 
-    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
-        """(deadline, closed_at, close_reason) by id, for the grants that exist."""
+    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """(deadline, closed_at, close_reason, live_tunnel) by id, for the grants that
+        exist."""
 
     def set_deadline(self, grant_id: str, *, deadline: float | None = None,
                      duration: int | None = None) -> Grant | None: ...

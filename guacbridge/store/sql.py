@@ -109,13 +109,14 @@ class SqlGrantStore:
             db.execute("UPDATE console_grant SET idle_since = ?, live_tunnel = NULL"
                        " WHERE id = ? AND live_tunnel = ?", (now, grant_id, tunnel_id))
 
-    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
-        """(deadline, closed_at, close_reason) of each known grant, in one query per 500."""
+    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """(deadline, closed_at, close_reason, live_tunnel) of each known grant, in one
+        query per 500."""
         out: dict[str, tuple[Any, Any, Any]] = {}
         with self._db() as db:
             for i in range(0, len(grant_ids), 500):
                 chunk = list(grant_ids[i:i + 500])
-                rows = db.execute("SELECT id, deadline, closed_at, close_reason FROM"
+                rows = db.execute("SELECT id, deadline, closed_at, close_reason, live_tunnel FROM"
                                   f" console_grant WHERE id IN ({','.join('?' * len(chunk))})",
                                   chunk).fetchall()
                 out.update((row[0], tuple(row[1:])) for row in rows)

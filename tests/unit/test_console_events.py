@@ -139,3 +139,32 @@ def test_a_console_closed_by_another_instance_ends_the_tunnel_held_here(tmp_path
                                    "counted_at": "2027-01-15T08:00:00Z"}
     assert listed[0]["target"] == {"protocol": "ssh", "hostname": "10.0.0.5", "port": "22",
                                    "username": "root"}
+
+
+def test_a_page_back_through_another_instance_ends_its_old_tunnel_here(tmp_path, clock,
+                                                                        monkeypatch):
+    monkeypatch.setattr("guacbridge.consoles.RECHECK", 0.05)
+    here, there = make(tmp_path, clock, "here"), make(tmp_path, clock, "there")
+    reply = asyncio.run(here.open({"target": TARGET}, owner="portal"))
+    grant, secret = asyncio.run(here.open_page_session(reply["id"],
+                                                       reply["websocket"]["token"], None))
+    stopped = {"tun-1": [], "tun-3": []}
+
+    async def scenario():
+        first = await here.resume_session(grant.id, secret, "tun-1")
+        here.attach(grant.id, stopped["tun-1"].append,
+                    LiveTunnel("tun-1", grant.id, Client(), clock()), first.deadline)
+        other = make(tmp_path, clock, "here-too")      # a console nobody takes over
+        kept = await other.open({"target": TARGET}, owner="portal")
+        kept_grant = await here.start_session(kept["websocket"]["token"], None, "tun-3")
+        here.attach(kept_grant.id, stopped["tun-3"].append,
+                    LiveTunnel("tun-3", kept_grant.id, Client(), clock()), kept_grant.deadline)
+        await asyncio.sleep(0.2)
+        assert stopped == {"tun-1": [], "tun-3": []}   # rechecked several times: all well
+        await there.resume_session(grant.id, secret, "tun-2")   # the page, via the other
+        for _ in range(50):
+            if stopped["tun-1"]:
+                break
+            await asyncio.sleep(0.02)
+    asyncio.run(scenario())
+    assert stopped == {"tun-1": ["the console was opened again from this page"], "tun-3": []}
