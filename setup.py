@@ -8,7 +8,7 @@ import pathlib
 import shutil
 import subprocess
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -43,6 +43,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["guacbridge", "guacbridge.*"]),
+    # The relay's boundary scan in C (protocol.py): optional, a build without a compiler
+    # runs the same scan in Python.
+    ext_modules=[Extension("guacbridge._framescan", ["guacbridge/_framescan.c"],
+                           extra_compile_args=["-O2"], optional=True)],
     package_data={"guacbridge": ["schemas/*.json"]},
     install_requires=[
         "tornado>=6.3",

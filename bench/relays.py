@@ -5,9 +5,10 @@
   host, port and path (with its credentials) for a console whose stand-in plays *mode*:
   ``Bare`` (bench/bare_relay.py, the ceiling), ``Guacbridge`` (``guacbridge serve``, a
   console made through its API like any user), ``GuacamoleLite`` (npm, an encrypted token
-  made here from its README's format), ``Guapy`` (PyPI, under uvicorn); and guacbridge
-  with what its profile says it would take to go faster (``GuacbridgeC``: a C boundary
-  scanner; ``GuacbridgeCUvloop``: that and uvloop), prototypes run by bench/variant_serve.py.
+  made here from its README's format), ``Guapy`` (PyPI, under uvicorn); and two variants
+  of guacbridge run by bench/variant_serve.py: ``GuacbridgePythonScan`` (its boundary scan
+  in Python only, as a build without a compiler runs: the C scan's before) and
+  ``GuacbridgeUvloop`` (on uvloop's event loop, a prototype).
 """
 from __future__ import annotations
 
@@ -193,12 +194,13 @@ class Guacbridge(Relay):
         return ws["host"], ws["port"], f"{ws['path']}?token={ws['token']}"
 
 
-class GuacbridgeC(Guacbridge):
-    """What the profile says it would take: a C boundary scanner (bench/cscan, prototype)."""
-    name, label = "guacbridge_c", "guacbridge + C scanner (prototype)"
-    options = ["--cscan"]
+class GuacbridgePythonScan(Guacbridge):
+    """guacbridge built without a compiler: Framer.feed's Python loop, no C scan."""
+    name, label = "guacbridge_py", "guacbridge, Python scan only"
+    options = ["--python-scan"]
 
 
-class GuacbridgeCUvloop(Guacbridge):
-    name, label = "guacbridge_c_uvloop", "guacbridge + C scanner + uvloop (prototype)"
-    options = ["--cscan", "--uvloop"]
+class GuacbridgeUvloop(Guacbridge):
+    """What the profile says would go further: uvloop's event loop (a prototype)."""
+    name, label = "guacbridge_uvloop", "guacbridge + uvloop (prototype)"
+    options = ["--uvloop"]

@@ -10,7 +10,7 @@ import json
 import pathlib
 
 BENCH = pathlib.Path(__file__).resolve().parent
-ORDER = ["bare", "guacbridge", "guacamole_lite", "guapy", "guacbridge_c", "guacbridge_c_uvloop"]
+ORDER = ["bare", "guacbridge", "guacamole_lite", "guapy", "guacbridge_py", "guacbridge_uvloop"]
 
 
 def _v(stat: dict | None, digits: int = 1) -> str:
@@ -138,11 +138,11 @@ def chart(result: dict, path: pathlib.Path) -> None:
 
     names = _relays(result)
     short = {"bare": "bare relay", "guacbridge": "guacbridge", "guacamole_lite": "guacamole-\nlite",
-             "guapy": "guapy", "guacbridge_c": "guacbridge\n+ C scanner",
-             "guacbridge_c_uvloop": "guacbridge\n+ C + uvloop"}
+             "guapy": "guapy", "guacbridge_py": "guacbridge,\nPython scan",
+             "guacbridge_uvloop": "guacbridge\n+ uvloop"}
     labels = [short.get(n, n) for n in names]
     colours = {"bare": "#999999", "guacbridge": "#2a7ab0", "guacamole_lite": "#d98c1f",
-               "guapy": "#6a9f3b", "guacbridge_c": "#7fb3d9", "guacbridge_c_uvloop": "#b5d3ea"}
+               "guapy": "#6a9f3b", "guacbridge_py": "#7fb3d9", "guacbridge_uvloop": "#b5d3ea"}
     panels = [("MB/s (higher is better)", "mb_per_s"),
               ("relay CPU s per 100 MB", "cpu_s_per_100mb"),
               ("connect → first message, ms", "first_message"),

@@ -279,7 +279,7 @@ async def bench(args, workdir: pathlib.Path) -> dict:
     parts: list[relays.Relay] = []
     try:
         for cls in (relays.Bare, relays.Guacbridge, relays.GuacamoleLite, relays.Guapy,
-                    relays.GuacbridgeC, relays.GuacbridgeCUvloop):
+                    relays.GuacbridgePythonScan, relays.GuacbridgeUvloop):
             if cls.name not in args.relays:
                 continue
             try:
@@ -292,11 +292,11 @@ async def bench(args, workdir: pathlib.Path) -> dict:
             result["concurrency"] = {}
             result["stalled"] = {}
             # Fresh processes, so that what the transfers left behind (a heap grown by
-            # guacamole-lite's buffering, say) is not in the baseline; the prototypes are
+            # guacamole-lite's buffering, say) is not in the baseline; the variants are
             # about speed and are left out to spare the run's time.
             for i, relay in enumerate(parts):
                 relay.stop()
-                if relay.name not in ("guacbridge_c", "guacbridge_c_uvloop"):
+                if relay.name not in ("guacbridge_py", "guacbridge_uvloop"):
                     parts[i] = type(relay)(workdir, standin.port)
             parts = [r for r in parts if r.process.poll() is None]
             for relay in parts:
@@ -320,8 +320,8 @@ def main() -> None:
     p.add_argument("--skip", nargs="*", default=[],
                    choices=["relay", "concurrency", "provisioning", "profile"])
     p.add_argument("--relays", nargs="*", default=["bare", "guacbridge", "guacamole_lite",
-                                                   "guapy", "guacbridge_c",
-                                                   "guacbridge_c_uvloop"])
+                                                   "guapy", "guacbridge_py",
+                                                   "guacbridge_uvloop"])
     p.add_argument("--out", type=pathlib.Path, default=BENCH / "results.json")
     args = p.parse_args()
     quick = args.quick

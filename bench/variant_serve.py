@@ -1,7 +1,7 @@
-"""``guacbridge serve`` with what the profile says it would take to go faster, to measure
-it: ``--cscan`` (bench/cscan, a C boundary scanner under Framer.feed), ``--uvloop``.
+"""``guacbridge serve``, changed to measure the difference: ``--python-scan`` (Framer.feed
+without guacbridge/_framescan.c, as a build without a compiler runs), ``--uvloop``.
 
-Run: python bench/variant_serve.py [--cscan] [--uvloop]   (configured by GUACBRIDGE_*)
+Run: python bench/variant_serve.py [--python-scan] [--uvloop]   (configured by GUACBRIDGE_*)
 """
 import pathlib
 import sys
@@ -10,10 +10,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 if __name__ == "__main__":
     options = sys.argv[1:]
-    if "--cscan" in options:
-        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "cscan"))
-        import accel
-        accel.install()
+    if "--python-scan" in options:
+        from guacbridge import protocol
+        protocol._scan_in_c = None
     if "--uvloop" in options:
         import uvloop
         uvloop.install()

@@ -26,12 +26,14 @@ def test_the_wheel_carries_the_page_and_serves_it_from_a_clean_venv(tmp_path):
     assert any(m.endswith("html/console.js") for m in members)
     assert any(m.endswith("sql/mysql.sql") for m in members)
     assert not any("node_modules" in m for m in members)     # npm brings it at build time
+    assert any(m.endswith("guacbridge/_framescan.c") for m in members)
     wheel = next(dist.glob("guacbridge-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "guacbridge/_data/html/console.html" in names
     assert "guacbridge/_data/html/vendor/guacamole-common.js" in names
     assert "guacbridge/_data/sql/sqlite.sql" in names
     assert "guacbridge/schemas/job-v1.json" in names
+    assert [n for n in names if n.startswith("guacbridge/_framescan.")]   # built: gcc is here
     assert not [n for n in names if "node_modules" in n or n.endswith("package.json")]
 
     env_dir = tmp_path / "venv"
@@ -43,6 +45,10 @@ def test_the_wheel_carries_the_page_and_serves_it_from_a_clean_venv(tmp_path):
     version = subprocess.run([str(env_dir / "bin" / "guacbridge"), "--version"],
                              capture_output=True, text=True, timeout=60).stdout
     assert version.startswith("guacbridge ")
+    scan = subprocess.run([str(python), "-c", "from guacbridge import protocol;"
+                           " print(protocol._scan_in_c is not None)"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert scan.strip() == "True"                      # the installed relay runs on C
     server = subprocess.Popen([str(env_dir / "bin" / "guacbridge"), "serve", "--listen",
                                f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
                               cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},

@@ -1,4 +1,6 @@
 """The instruction codec: lengths in code points, any split of the bytes, guacd's limits."""
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -240,3 +242,47 @@ def test_a_lone_surrogate_is_refused_before_it_could_be_encoded_for_guacd():
     from guacbridge.web.tunnel import from_browser
     with pytest.raises(ProtocolError, match="not valid Unicode"):
         from_browser(Framer(), encode("clipboard", "\ud800"))
+
+
+# -- the C scan (guacbridge/_framescan.c) against the Python loop it stands in for -----------
+
+def outcome(chunks, in_c: bool):
+    """What a Framer makes of *chunks*: its outputs and held-back text, or the error."""
+    from guacbridge import protocol
+    saved = protocol._scan_in_c
+    if not in_c:
+        protocol._scan_in_c = None
+    try:
+        framer, outs = Framer(max_length=300, max_elements=6), []
+        try:
+            for chunk in chunks:
+                outs.append(framer.feed(chunk))
+        except ProtocolError as e:
+            return outs, type(e), str(e)
+        return outs, framer.pending, framer._pos, framer._start, framer._count
+    finally:
+        protocol._scan_in_c = saved
+
+
+def test_the_relay_runs_on_the_c_scan_where_ci_runs():
+    from guacbridge import protocol
+    if protocol._scan_in_c is None and os.environ.get("CI") != "true":
+        pytest.skip("guacbridge._framescan not built here (no compiler): the Python loop runs")
+    assert protocol._scan_in_c is not None, "guacbridge._framescan was not built"
+
+
+# Around the limits the test Framer has (300 code points, 6 elements) and over them.
+near_limits = st.lists(st.lists(st.text(max_size=90), min_size=1, max_size=8), min_size=1,
+                       max_size=6).map(lambda items: "".join(encode(*i) for i in items).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(near_limits, st.binary(max_size=400)), st.data())
+def test_the_c_scan_gives_what_the_python_loop_gives_outputs_state_and_errors(raw, data):
+    from guacbridge import protocol
+    if protocol._scan_in_c is None:
+        pytest.skip("guacbridge._framescan not built here")
+    if data.draw(st.booleans()):
+        raw = mutate(raw, data)
+    chunks = cut(raw, data)
+    assert outcome(chunks, in_c=True) == outcome(chunks, in_c=False)
