@@ -5,7 +5,8 @@ pings, non-ASCII text), well-formed instructions with odd values around guacd's 
 plain random bytes, cut into random chunks, and goes through
 
 - ``protocol.Framer`` fed bytes (as from guacd), once whole and once in chunks: the verdict
-  (the text returned, or a ProtocolError) must not depend on the cuts;
+  (the text returned, or a ProtocolError) must not depend on the cuts, nor (with the C scan
+  built) on whether the C scan or the Python loop alone runs, down to the error's message;
 - ``web.tunnel.from_browser`` fed the same input as text messages (as Tornado hands them
   over; sometimes with lone surrogates for bytes that are not UTF-8): what it forwards must
   re-parse, hold no internal instruction and agree with the Framer's verdict (exactly the
@@ -134,7 +135,8 @@ def cuts(rng: random.Random, n: int) -> list[tuple[int, int]]:
     return list(zip([0] + points, points + [n]))
 
 
-def framer_verdict(chunks) -> str | type:
+def framer_verdict(chunks, why: bool = False) -> str | type | tuple:
+    """The text a Framer returns for *chunks*, or ProtocolError (with its message, *why*)."""
     framer = Framer()
     out = []
     try:
@@ -142,9 +144,18 @@ def framer_verdict(chunks) -> str | type:
             out.append(framer.feed(chunk))
             if framer.pending >= protocol.MAX_INSTRUCTION_LENGTH + 4:
                 raise AssertionError(f"Framer holds {framer.pending} code points")
-    except ProtocolError:
-        return ProtocolError
+    except ProtocolError as e:
+        return (ProtocolError, str(e)) if why else ProtocolError
     return "".join(out)
+
+
+def in_python(fn, *args):
+    """*fn* with Framer.feed's Python loop alone, as a build without the C scan runs."""
+    saved, protocol._scan_in_c = protocol._scan_in_c, None
+    try:
+        return fn(*args)
+    finally:
+        protocol._scan_in_c = saved
 
 
 def tunnel_input(messages) -> bytes | None:
@@ -182,6 +193,9 @@ def one(rng: random.Random, data: bytes, expected: bytes | None = None,
     whole, split = framer_verdict([data]), framer_verdict(pieces)
     if whole != split:
         raise AssertionError("the verdict depends on how the bytes were cut")
+    if protocol._scan_in_c is not None and \
+            framer_verdict(pieces, True) != in_python(framer_verdict, pieces, True):
+        raise AssertionError("the C scan and the Python loop disagree")
     try:
         data.decode()
         errors = "surrogateescape" if rng.random() < 0.1 else "strict"
