@@ -112,13 +112,13 @@ class SqlGrantStore:
     def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         """(deadline, closed_at, close_reason, live_tunnel) of each known grant, in one
         query per 500."""
-        out: dict[str, tuple[Any, Any, Any]] = {}
+        out: dict[str, tuple[Any, ...]] = {}
         with self._db() as db:
             for i in range(0, len(grant_ids), 500):
                 chunk = list(grant_ids[i:i + 500])
-                rows = db.execute("SELECT id, deadline, closed_at, close_reason, live_tunnel FROM"
-                                  f" console_grant WHERE id IN ({','.join('?' * len(chunk))})",
-                                  chunk).fetchall()
+                rows = db.execute("SELECT id, deadline, closed_at, close_reason, live_tunnel"
+                                  " FROM console_grant WHERE id IN"
+                                  f" ({','.join('?' * len(chunk))})", chunk).fetchall()
                 out.update((row[0], tuple(row[1:])) for row in rows)
         return out
 

@@ -154,8 +154,7 @@ def test_a_page_back_through_another_instance_ends_its_old_tunnel_here(tmp_path,
         first = await here.resume_session(grant.id, secret, "tun-1")
         here.attach(grant.id, stopped["tun-1"].append,
                     LiveTunnel("tun-1", grant.id, Client(), clock()), first.deadline)
-        other = make(tmp_path, clock, "here-too")      # a console nobody takes over
-        kept = await other.open({"target": TARGET}, owner="portal")
+        kept = await here.open({"target": TARGET}, owner="portal")   # nobody takes it over
         kept_grant = await here.start_session(kept["websocket"]["token"], None, "tun-3")
         here.attach(kept_grant.id, stopped["tun-3"].append,
                     LiveTunnel("tun-3", kept_grant.id, Client(), clock()), kept_grant.deadline)
