@@ -77,6 +77,14 @@ class CuttableProxy:
 
 
 @pytest.fixture
+def page(browser):
+    """A page in a context of its own (a fresh tab with no storage), at a laptop's size."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
 def proxy(service):
     p = CuttableProxy(int(service.base_url.rsplit(":", 1)[1]))
     yield p

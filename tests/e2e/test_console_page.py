@@ -7,14 +7,6 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 COUNT_LIT_PIXELS = """() => {
     const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
     const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;

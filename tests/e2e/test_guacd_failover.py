@@ -8,13 +8,6 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield context.new_page()
-    context.close()
-
-
 def guacd_view(service) -> dict[int, dict]:
     body = service.api("GET", "/readyz", key=None).json()
     return {int(g["address"].rsplit(":", 1)[1]): g for g in body["guacd"]}

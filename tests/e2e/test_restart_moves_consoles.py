@@ -26,13 +26,6 @@ def shared_store(mariadb):
     return url
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield context.new_page()
-    context.close()
-
-
 def test_sigterm_moves_a_live_console_to_the_next_instance(guacd, vnc_target, shared_store,
                                                            page, tmp_path, artifacts):
     port = free_port()

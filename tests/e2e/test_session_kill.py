@@ -5,14 +5,6 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def test_a_console_closed_on_another_instance_tells_the_browser_why(twin_services, vnc_target,
                                                                     page):
     a, b = twin_services

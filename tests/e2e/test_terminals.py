@@ -8,13 +8,6 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    yield context.new_page()
-    context.close()
-
-
 def wait_for_file(path, timeout=15.0):
     deadline = time.monotonic() + timeout
     while not path.exists() and time.monotonic() < deadline:
