@@ -25,3 +25,13 @@ COMPARE = """async ([a, b]) => {
   }
   return { differing, total: p.length / 4 };
 }"""
+
+
+# How many of the console's display pixels (every 97th) are not black: the desktop was drawn.
+COUNT_LIT_PIXELS = """() => {
+    const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
+    return lit;
+}"""

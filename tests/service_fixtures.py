@@ -126,6 +126,15 @@ def service(guacd, tmp_path_factory):
     s.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_service(guacd, test_ca, tmp_path_factory):
+    """guacbridge over HTTPS with the test CA's server certificate."""
+    s = start_service(tmp_path_factory.mktemp("tls-service"), f"{guacd.host}:{guacd.port}",
+                      tls=test_ca)
+    yield s
+    s.stop()
+
+
 @pytest.fixture(scope="module")
 def twin_services(guacd, mariadb, tmp_path_factory):
     """Two instances sharing one MariaDB grant store (and its key), as behind a balancer."""

@@ -4,16 +4,9 @@ import time
 
 import pytest
 
+from screens import COUNT_LIT_PIXELS
+
 pytestmark = pytest.mark.e2e
-
-
-COUNT_LIT_PIXELS = """() => {
-    const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    let lit = 0;
-    for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
-    return lit;
-}"""
 
 
 def poll(page, script: str, done, timeout: float = 5.0):

@@ -13,24 +13,10 @@ from guacbridge.keyring import new_key
 from guacbridge.store.mysql import MysqlGrantStore
 from nginx_fixtures import start_nginx
 from parts import CHROMIUM_ARGS, require, unavailable
+from screens import COUNT_LIT_PIXELS
 from service_fixtures import start_service
 
 pytestmark = pytest.mark.e2e
-COUNT_LIT_PIXELS = """() => {
-    const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    let lit = 0;
-    for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
-    return lit;
-}"""
-
-
-@pytest.fixture(scope="module")
-def tls_service(guacd, test_ca, tmp_path_factory):
-    s = start_service(tmp_path_factory.mktemp("tls-e2e"), f"{guacd.host}:{guacd.port}",
-                      tls=test_ca)
-    yield s
-    s.stop()
 
 
 def home_trusting(folder, ca_cert=None):

@@ -11,17 +11,8 @@ import pytest
 import requests
 
 from guacbridge.demo import free_port
-from service_fixtures import start_service
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def tls_service(guacd, test_ca, tmp_path_factory):
-    s = start_service(tmp_path_factory.mktemp("tls-service"), f"{guacd.host}:{guacd.port}",
-                      tls=test_ca)
-    yield s
-    s.stop()
 
 
 def test_the_reply_points_at_https_and_a_secure_websocket(tls_service, vnc_target):
