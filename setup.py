@@ -62,7 +62,9 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",
                  "schemathesis>=4", "pyyaml>=6", "build>=1",
-                 "cryptography>=41"],   # the TLS tests make their own CA
+                 "cryptography>=41",    # the TLS tests make their own CA
+                 "sphinx>=7",           # the docs build with warnings as errors
+                 "ruff>=0.6", "mypy>=1.10", "types-PyYAML", "types-requests"],
     },
     entry_points={"console_scripts": ["guacbridge = guacbridge.cli:main"]},
     cmdclass={"build_py": BuildWithPage},
