@@ -9,3 +9,7 @@ class StatusError(Exception):
         super().__init__(details)
         self.status = status
         self.details = details
+
+
+class ConsoleError(StatusError):
+    """What the API answers, the broker dead-letters, the tunnel reports."""
