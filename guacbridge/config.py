@@ -1,24 +1,35 @@
 """The one settings object: a TOML file plus ``GUACBRIDGE_*`` environment overrides.
 
-Nothing else in guacbridge reads the environment. The variable names and defaults below are
-a contract that operators' scripts rely on (DESIGN.md, "Configuration contract"); the
-environment wins over the file.
+Each setting is declared once, as a field of `Settings` whose value is its row (`setting`):
+the TOML key, the environment variable if it has one, the default as an operator would write
+it, the parser (config_values.py) and a line of description. The loader, the test of
+deploy/guacbridge.example.toml and docs/settings.rst (``python -m guacbridge.config --rst``)
+all read `TABLE`, the rows in field order.
+
+Nothing else in guacbridge reads the environment. The TOML keys, the variable names and the
+defaults are a contract that operators' scripts rely on: keep them; the environment wins over
+the file, and an error names the setting by its attribute name.
 """
+# ruff: noqa: RUF009 - setting() returns a dataclasses.field, not a shared mutable default
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import ipaddress
+import functools
+import json
 import os
 import pathlib
+import re
 import socket
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from .keyring import SecretKey, parse_key
-from . import apikeys
+from . import config_values as values
 from .apikeys import ApiKey
+from .config_values import Address, bracket, origin, parse_address
+from .keyring import SecretKey
 from .limits import Rate, parse_rate
 
 
@@ -26,85 +37,211 @@ class ConfigError(ValueError):
     """A setting is malformed; the message names the setting and what was expected."""
 
 
-Address = tuple[str, int]
 TLS_LISTEN: Address = ("127.0.0.1", 8443)     # the listen default when a certificate is set
 
 
 @dataclasses.dataclass(frozen=True)
+class Setting:
+    """One setting's row: where operators write it and how it is read."""
+
+    toml: str                    # the dotted TOML key: "consoles.use_by"; "agents": a table
+    env: str | None              # its GUACBRIDGE_* variable, or None: file only
+    default: Any                 # as written in TOML; parsed like any value an operator gives
+    parse: Callable[[Any], Any]  # text or TOML value -> the value; ValueError says why not
+    doc: str                     # one line, for docs/settings.rst
+    name: str = ""               # the Settings attribute, filled in from its field
+
+    @property
+    def table(self) -> str | None:
+        """The TOML table holding the key, or None for a top-level table of its own."""
+        return self.toml.rpartition(".")[0] or None
+
+    @property
+    def key(self) -> str:
+        return self.toml.rpartition(".")[2]
+
+
+def setting(toml: str, env: str | None, default: Any, parse: Callable[[Any], Any],
+            doc: str) -> Any:
+    """A Settings field whose default is *default* parsed, carrying its row as metadata."""
+    row = Setting(toml, env, default, parse, doc)
+    value = parse(default)
+    if value.__hash__ is None:          # a dict: every Settings gets its own
+        return dataclasses.field(default_factory=functools.partial(parse, default),
+                                 metadata={"row": row})
+    return dataclasses.field(default=value, metadata={"row": row})
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
-    listen: Address = ("127.0.0.1", 8080)
-    public_url: str = ""                      # derived from listen when empty
-    guacd: tuple[Address, ...] = (("127.0.0.1", 4822),)
-    api_keys: Mapping[str, ApiKey] = dataclasses.field(default_factory=dict)
-    data_dir: pathlib.Path = pathlib.Path("var")
-    mysql_url: str | None = None
-    guacamole_db_url: str | None = None
-    amqp_url: str | None = None
+    """What guacbridge runs with: one field per setting, each declared with its row."""
+
+    listen: Address = setting(
+        "guacbridge.listen", "GUACBRIDGE_LISTEN", "127.0.0.1:8080", parse_address,
+        "HTTP/WebSocket listen address, host:port; with tls_cert the default is 127.0.0.1:8443")
+    public_url: str = setting(
+        "guacbridge.public_url", "GUACBRIDGE_PUBLIC_URL", "", values.web_url,
+        "Base URL put in replies: scheme, host, port, path prefix; empty: from listen")
+    guacd: tuple[Address, ...] = setting(
+        "guacbridge.guacd", "GUACBRIDGE_GUACD", "127.0.0.1:4822", values.addresses,
+        "guacd as host:port; several, comma-separated, make a pool (none listed twice)")
+    api_keys: Mapping[str, ApiKey] = setting(
+        "guacbridge.api_keys", "GUACBRIDGE_API_KEYS", {}, values.api_keys,
+        "API keys: name = secret (every scope; name:secret,... in the environment), merged "
+        "with [api_keys.NAME] tables of hash and scopes; none: the API refuses every call")
+    data_dir: pathlib.Path = setting(
+        "guacbridge.data_dir", "GUACBRIDGE_DATA_DIR", "var", pathlib.Path,
+        "Where the SQLite grant store (and its secret.key) lives")
+    mysql_url: str | None = setting(
+        "guacbridge.mysql_url", "GUACBRIDGE_MYSQL_URL", "", values.url,
+        "A MySQL/MariaDB grant store shared by instances, mysql://user:pw@host:3306/db; "
+        "empty: SQLite")
+    guacamole_db_url: str | None = setting(
+        "guacamole.db_url", "GUACBRIDGE_GUACAMOLE_DB_URL", "", values.url,
+        "Guacamole's database, for the guacamole sink; empty: the sink is off")
+    amqp_url: str | None = setting(
+        "guacbridge.amqp_url", "GUACBRIDGE_AMQP_URL", "", values.url,
+        "RabbitMQ, for console jobs; empty: no consumer")
     # Console lifetime: first use within use_by seconds, then a session of duration seconds,
     # extendable up to max_duration seconds after first use in total.
-    use_by: int = 120
-    duration: int = 7200
-    max_duration: int = 8 * 3600
-    extend_step: int = 1800        # what the page's Extend button adds
-    reconnect_window: int = 120    # how long a page may take to come back after a drop
-    handshake_timeout: float = 15.0
-    log_level: str = "info"
-    log_format: str = "text"            # or "json": one object per line
-    # The guacamole sink (GUACBRIDGE_GUACAMOLE_DB_URL): where Guacamole's web UI is, the
-    # connection group path for consoles, who gets READ, and what to do with unknown users.
-    guacamole_url: str = ""
-    guacamole_group: str = ""
-    guacamole_user_group: str = ""
-    guacamole_missing_user: str = "refuse"
-    guacamole_guacd: Address | None = None      # as Guacamole reaches guacd; default: ours
-    guacamole_max_connections: int = 1
-    # The broker: consumers per agent type ("*" for the rest), and the retry delays for
-    # jobs that failed for a passing reason (then dead-lettered).
-    broker_concurrency: Mapping[str, int] = dataclasses.field(
-        default_factory=lambda: {"*": 2})
-    broker_retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
-    # The legacy agent route: off while there are no keys (location → key).
-    legacy_keys: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    legacy_password_encoding: str = "url"
-    agents: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    # TLS and graceful restart (issue 7, items 1 and 7): HTTPS/WSS when a certificate is set
-    # (then listen defaults to 127.0.0.1:8443); the proxies whose X-Forwarded-For/-Proto are
-    # believed; on SIGTERM, how long live consoles get to move before the rest are closed;
-    # SO_REUSEPORT, so that a new instance can bind the port while the old one drains.
-    tls_cert: pathlib.Path | None = None
-    tls_key: pathlib.Path | None = None       # default: the key is in the tls_cert file
-    trusted_proxies: tuple[str, ...] = ()
-    drain_seconds: float = 10.0
-    reuse_port: bool = False
-    # Secrets at rest and audit (issue 7, items 4 and 5): the keys that seal connection
-    # secrets in the grant store (the first seals; none and SQLite: a key file made in
-    # data_dir), this instance's name in events and sessions, and how long closed consoles
-    # and their events are kept.
-    secret_keys: tuple[SecretKey, ...] = ()
-    secret_key_file: pathlib.Path | None = None
-    instance: str = ""
-    audit_retention: int = 30 * 86400
-    # Hardening: API key scopes live in api_keys (apikeys.py). Browser origins that may open
-    # the tunnel, besides the page's own and the public URL's. Rate limits and caps of live
-    # consoles (limits.py; 0 or "off" = none). The tunnel ends after idle_timeout seconds
-    # without key or mouse input (0 = never), warning the page idle_warning seconds before.
-    allowed_origins: tuple[str, ...] = ()
-    limits_create_per_key: Rate | None = Rate(120, 60.0)
-    limits_create_per_address: Rate | None = Rate(300, 60.0)
-    limits_connect_per_address: Rate | None = Rate(120, 60.0)
-    limits_consoles_per_owner: int = 0
-    limits_consoles_per_target: int = 0
-    idle_timeout: int = 1800
-    idle_warning: int = 60
-    # Session recording and live sharing ([recordings], [shares]): where guacbridge reads
-    # recordings (unset: recording is off), the same directory as guacd sees it (default: the
-    # same path), whether consoles are recorded on request or always, how long files are kept;
-    # how long a share link waits for its first use.
-    recordings_dir: pathlib.Path | None = None
-    recordings_guacd_dir: str = ""
-    recordings_policy: str = "request"
-    recordings_retention: int = 30 * 86400
-    shares_ttl: int = 300
+    use_by: int = setting(
+        "consoles.use_by", None, 120, values.positive,
+        "Seconds a new console URL waits for its first use")
+    duration: int = setting(
+        "consoles.duration", None, 7200, values.positive,
+        "Session length in seconds from first use")
+    max_duration: int = setting(
+        "consoles.max_duration", None, 8 * 3600, values.positive,
+        "Hard cap on a session in seconds, extensions included")
+    extend_step: int = setting(
+        "consoles.extend_step", None, 1800, values.positive,
+        "Seconds the console page's Extend button adds")
+    reconnect_window: int = setting(
+        "consoles.reconnect_window", None, 120, values.positive,
+        "Seconds a page may take to come back after a drop")
+    handshake_timeout: float = setting(
+        "guacbridge.handshake_timeout", None, 15.0, float,
+        "Seconds guacd may take for its handshake")
+    log_level: str = setting(
+        "guacbridge.log_level", "GUACBRIDGE_LOG_LEVEL", "info",
+        values.one_of("debug", "info", "warning", "error", fold_case=True),
+        "debug, info, warning or error")
+    log_format: str = setting(
+        "guacbridge.log_format", "GUACBRIDGE_LOG_FORMAT", "text",
+        values.one_of("text", "json", fold_case=True),
+        "text, or json: one object per line")
+    # The guacamole sink (with guacamole.db_url): where Guacamole's web UI is, the connection
+    # group for consoles, who gets READ, and what to do with unknown users.
+    guacamole_url: str = setting(
+        "guacamole.url", "GUACBRIDGE_GUACAMOLE_URL", "", values.web_url,
+        "Guacamole's web UI, for the sink's URLs; needed with guacamole.db_url")
+    guacamole_group: str = setting(
+        "guacamole.group", None, "", str,
+        "Connection group path for consoles, e.g. Consoles/Temp; empty: the root")
+    guacamole_user_group: str = setting(
+        "guacamole.user_group", None, "", str,
+        "Grant READ to this user group instead of the user")
+    guacamole_missing_user: str = setting(
+        "guacamole.missing_user", None, "refuse", values.one_of("refuse", "create"),
+        "refuse, or create: a user with no usable password")
+    guacamole_guacd: Address | None = setting(
+        "guacamole.guacd", None, "", values.optional_address,
+        "guacd as Guacamole reaches it; empty: the first of guacd")
+    guacamole_max_connections: int = setting(
+        "guacamole.max_connections", None, 1, int,
+        "Connection limit per console connection, and per user")
+    # The broker: consumers per agent type ("*" for the rest), and the retry delays for jobs
+    # that failed for a passing reason (then dead-lettered).
+    broker_concurrency: Mapping[str, int] = setting(
+        "broker.concurrency", None, 2, values.concurrency,
+        "Consumers per agent type: a number, or a table such as {\"*\" = 2, ovirt = 4}")
+    broker_retry_delays: tuple[float, ...] = setting(
+        "broker.retry_delays", None, [1.0, 5.0, 30.0], values.seconds_list,
+        "Seconds between retries of jobs that failed for a passing reason")
+    legacy_keys: Mapping[str, str] = setting(
+        "legacy.keys", None, {}, values.string_table,
+        "The legacy agent route's keys, location = key; none: the route is off")
+    legacy_password_encoding: str = setting(
+        "legacy.password_encoding", None, "url", values.one_of("url", "base64"),
+        "How the legacy route encodes passwords: url or base64")
+    agents: Mapping[str, Any] = setting(
+        "agents", None, {}, values.table,
+        "The agents' own settings: a table per agent type, e.g. [agents.ovirt.ams1]")
+    # TLS and graceful restart: HTTPS/WSS when a certificate is set; the proxies whose
+    # forwarded headers are believed; on SIGTERM, how long live consoles get to move.
+    tls_cert: pathlib.Path | None = setting(
+        "guacbridge.tls_cert", "GUACBRIDGE_TLS_CERT", "", values.path,
+        "PEM certificate chain; set: HTTPS/WSS, and listen defaults to 127.0.0.1:8443")
+    tls_key: pathlib.Path | None = setting(
+        "guacbridge.tls_key", "GUACBRIDGE_TLS_KEY", "", values.path,
+        "Its PEM key; empty: the key is in the tls_cert file")
+    trusted_proxies: tuple[str, ...] = setting(
+        "guacbridge.trusted_proxies", "GUACBRIDGE_TRUSTED_PROXIES", [], values.hosts,
+        "IP addresses of reverse proxies whose X-Forwarded-For, X-Real-IP and "
+        "X-Forwarded-Proto are believed")
+    drain_seconds: float = setting(
+        "guacbridge.drain_seconds", "GUACBRIDGE_DRAIN_SECONDS", 10.0, values.seconds_or_zero,
+        "On SIGTERM, seconds (0 to 3600) live consoles get to move before the rest close")
+    reuse_port: bool = setting(
+        "guacbridge.reuse_port", "GUACBRIDGE_REUSE_PORT", False, values.boolean,
+        "SO_REUSEPORT: a new instance may bind the port while the old one drains")
+    # Secrets at rest and audit: the keys that seal connection secrets in the grant store,
+    # this instance's name in events and sessions, how long closed consoles are kept.
+    secret_keys: tuple[SecretKey, ...] = setting(
+        "guacbridge.secret_keys", "GUACBRIDGE_SECRET_KEYS", [], values.secret_keys,
+        "id:base64 keys sealing connection secrets at rest; the first seals, all open")
+    secret_key_file: pathlib.Path | None = setting(
+        "guacbridge.secret_key_file", "GUACBRIDGE_SECRET_KEY_FILE", "", values.path,
+        "The same, one key a line; with neither and SQLite: data_dir/secret.key, made at "
+        "first start; with mysql_url one of them is needed")
+    instance: str = setting(
+        "guacbridge.instance", "GUACBRIDGE_INSTANCE", "", values.text(64),
+        "This instance's name in console events and sessions; empty: host name:listen port")
+    audit_retention: int = setting(
+        "audit.retention", None, 30 * 86400, values.positive,
+        "Seconds closed consoles and their events are kept (30 days)")
+    # Hardening: browser origins that may open the tunnel besides the page's own and the
+    # public URL's; rate limits and caps of live consoles; the idle timeout and its warning.
+    allowed_origins: tuple[str, ...] = setting(
+        "guacbridge.allowed_origins", "GUACBRIDGE_ALLOWED_ORIGINS", [], values.origins,
+        "Other pages' origins that may open the tunnel, e.g. https://portal.example")
+    limits_create_per_key: Rate | None = setting(
+        "limits.create_per_key", None, "120/minute", parse_rate,
+        "Console creations per API key, COUNT/PERIOD; off: no limit")
+    limits_create_per_address: Rate | None = setting(
+        "limits.create_per_address", None, "300/minute", parse_rate,
+        "Console creations per client address, bad keys included")
+    limits_connect_per_address: Rate | None = setting(
+        "limits.connect_per_address", None, "120/minute", parse_rate,
+        "Tunnel connects per client address")
+    limits_consoles_per_owner: int = setting(
+        "limits.consoles_per_owner", None, 0, values.count,
+        "Live consoles per owner (API key, producer); 0: no cap")
+    limits_consoles_per_target: int = setting(
+        "limits.consoles_per_target", None, 0, values.count,
+        "Live consoles per target host:port; 0: no cap")
+    idle_timeout: int = setting(
+        "consoles.idle_timeout", None, 1800, values.count,
+        "End a console after this many seconds without key or mouse input; 0: never")
+    idle_warning: int = setting(
+        "consoles.idle_warning", None, 60, values.positive,
+        "Seconds before that end at which the page is warned")
+    # Session recording and live sharing.
+    recordings_dir: pathlib.Path | None = setting(
+        "recordings.dir", "GUACBRIDGE_RECORDINGS_DIR", "", values.path,
+        "Where guacbridge reads session recordings; empty: recording is off")
+    recordings_guacd_dir: str = setting(
+        "recordings.guacd_dir", None, "", str,
+        "The same directory as guacd sees it; empty: recordings.dir")
+    recordings_policy: str = setting(
+        "recordings.policy", None, "request", values.one_of("request", "always"),
+        "request: consoles are recorded when asked to be; always: every console")
+    recordings_retention: int = setting(
+        "recordings.retention", None, 30 * 86400, values.positive,
+        "Seconds a recording is kept (30 days)")
+    shares_ttl: int = setting(
+        "shares.ttl", None, 300, values.positive,
+        "Seconds a share link waits for its first use")
 
     @property
     def base_url(self) -> str:
@@ -115,7 +252,7 @@ class Settings:
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         scheme = "https" if self.tls_cert else "http"
-        return f"{scheme}://{_bracket(host)}:{port}"
+        return f"{scheme}://{bracket(host)}:{port}"
 
     @property
     def sqlite_path(self) -> pathlib.Path:
@@ -132,51 +269,35 @@ class Settings:
         return frozenset({origin(self.base_url), *self.allowed_origins})
 
 
-ENV = {
-    "GUACBRIDGE_LISTEN": "listen",
-    "GUACBRIDGE_PUBLIC_URL": "public_url",
-    "GUACBRIDGE_GUACD": "guacd",
-    "GUACBRIDGE_API_KEYS": "api_keys",
-    "GUACBRIDGE_DATA_DIR": "data_dir",
-    "GUACBRIDGE_MYSQL_URL": "mysql_url",
-    "GUACBRIDGE_GUACAMOLE_DB_URL": "guacamole_db_url",
-    "GUACBRIDGE_AMQP_URL": "amqp_url",
-    "GUACBRIDGE_GUACAMOLE_URL": "guacamole_url",
-    "GUACBRIDGE_LOG_LEVEL": "log_level",
-    "GUACBRIDGE_LOG_FORMAT": "log_format",
-    "GUACBRIDGE_TLS_CERT": "tls_cert",
-    "GUACBRIDGE_TLS_KEY": "tls_key",
-    "GUACBRIDGE_TRUSTED_PROXIES": "trusted_proxies",
-    "GUACBRIDGE_DRAIN_SECONDS": "drain_seconds",
-    "GUACBRIDGE_REUSE_PORT": "reuse_port",
-    "GUACBRIDGE_SECRET_KEYS": "secret_keys",
-    "GUACBRIDGE_SECRET_KEY_FILE": "secret_key_file",
-    "GUACBRIDGE_INSTANCE": "instance",
-    "GUACBRIDGE_ALLOWED_ORIGINS": "allowed_origins",
-    "GUACBRIDGE_RECORDINGS_DIR": "recordings_dir",
-}
+TABLE: tuple[Setting, ...] = tuple(dataclasses.replace(f.metadata["row"], name=f.name)
+                                   for f in dataclasses.fields(Settings))
+_BY_NAME = {row.name: row for row in TABLE}
+ENV = {row.env: row.name for row in TABLE if row.env}     # variable -> attribute name
+# [consoles] has always ignored keys it does not know; the other tables refuse them.
+_STRICT_TABLES = sorted({row.table for row in TABLE if row.table} - {"guacbridge", "consoles"})
 
 
 def load(env: Mapping[str, str] | None = None, path: str | os.PathLike | None = None,
          **overrides: Any) -> Settings:
     """Build Settings from the TOML file (``GUACBRIDGE_CONFIG`` or *path*), then the
-    environment, then explicit *overrides* (command-line options)."""
+    environment, then explicit *overrides* (command-line options, by attribute name)."""
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
     path = path or env.get("GUACBRIDGE_CONFIG")
     if path:
         raw.update(_read_toml(pathlib.Path(path)))
-    for var, field in ENV.items():
-        if env.get(var, "") != "":
+    for row in TABLE:
+        if row.env and env.get(row.env, "") != "":
             # Keys from the file and the environment are both used (the environment's win
             # on a shared name); any other setting from the environment replaces the file's.
-            raw[field] = [raw[field], env[var]] if field == "api_keys" and field in raw \
-                else env[var]
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+            raw[row.name] = [raw[row.name], env[row.env]] \
+                if row.name == "api_keys" and row.name in raw else env[row.env]
+    raw.update({k: x for k, x in overrides.items() if x is not None})
     return _build(raw)
 
 
 def _read_toml(path: pathlib.Path) -> dict[str, Any]:
+    """The file's values by attribute name; an unknown key keeps a name, for the error."""
     try:
         with path.open("rb") as f:
             doc = tomllib.load(f)
@@ -184,17 +305,15 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    # [guacbridge] has always also taken any setting by its attribute name.
     flat = dict(doc.get("guacbridge", {}))
-    consoles = doc.get("consoles", {})
-    for key in ("use_by", "duration", "max_duration", "extend_step", "reconnect_window",
-                "idle_timeout", "idle_warning"):
-        if key in consoles:
-            flat[key] = consoles[key]
-    for section in ("guacamole", "broker", "legacy", "audit", "limits", "recordings", "shares"):
-        for key, value in doc.get(section, {}).items():
-            flat[f"{section}_{key}"] = value
-    if "agents" in doc:
-        flat["agents"] = doc["agents"]
+    for row in TABLE:
+        table = doc.get(row.table, {}) if row.table else doc
+        if isinstance(table, Mapping) and row.key in table:
+            flat[row.name] = table[row.key]
+    for name in _STRICT_TABLES:
+        for key, value in doc.get(name, {}).items():
+            flat.setdefault(f"{name}_{key}", value)      # an unknown one: refused by _build
     if "api_keys" in doc:          # [api_keys.<name>] tables, beside [guacbridge] api_keys
         flat["api_keys"] = [flat["api_keys"], doc["api_keys"]] if "api_keys" in flat \
             else doc["api_keys"]
@@ -202,20 +321,19 @@ def _read_toml(path: pathlib.Path) -> dict[str, Any]:
 
 
 def _build(raw: dict[str, Any]) -> Settings:
-    known = {f.name for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(set(raw) - set(_BY_NAME))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-    values: dict[str, Any] = {}
+    parsed: dict[str, Any] = {}
     for name, value in raw.items():
-        parse = _PARSERS.get(name)
         try:
-            values[name] = parse(value) if parse else value
+            parsed[name] = _BY_NAME[name].parse(value)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"setting {name!r}: {e}") from None
-    if values.get("tls_cert") and "listen" not in values:
-        values["listen"] = TLS_LISTEN
-    settings = Settings(**values)
+    if parsed.get("tls_cert") and "listen" not in parsed:
+        parsed["listen"] = TLS_LISTEN
+    settings = Settings(**parsed)
+    # What involves several settings is checked here, once they are all known.
     if not settings.use_by > 0 or not 0 < settings.duration <= settings.max_duration:
         raise ConfigError("need use_by > 0 and 0 < duration <= max_duration (seconds)")
     if settings.tls_key and not settings.tls_cert:
@@ -227,204 +345,62 @@ def _build(raw: dict[str, Any]) -> Settings:
     return settings
 
 
-def parse_address(value: str | tuple, default_host: str = "127.0.0.1") -> Address:
-    """``host:port``, ``[v6]:port`` or ``:port`` → (host, port)."""
-    if isinstance(value, (tuple, list)):
-        host, port = value
-        return str(host), _port(port)
-    text = str(value).strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"expected [host]:port, got {text!r}")
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            raise ValueError(f"expected host:port, got {text!r}")
-    return host or default_host, _port(port)
-
-
-def _port(value: Any) -> int:
-    port = int(value)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range")
-    return port
-
-
-def _addresses(value: str | list) -> tuple[Address, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out = tuple(parse_address(item) for item in items if str(item).strip())
-    if not out:
-        raise ValueError("at least one host:port is needed")
-    for i, address in enumerate(out):
-        if address in out[:i]:   # a pool would count the one guacd twice: a typo, surely
-            raise ValueError(f"{address[0]}:{address[1]} is listed twice")
-    return out
-
-
-def _api_keys(value: str | Mapping | list) -> dict[str, ApiKey]:
-    """``name:secret,…`` (every scope), a table of ``name = "secret"`` or of
-    ``name = {hash = "sha256:…", scopes = […]}``, or a list of these merged in order."""
-    if isinstance(value, list):
-        merged: dict[str, ApiKey] = {}
-        for part in value:
-            merged.update(_api_keys(part))
-        return merged
-    if isinstance(value, Mapping):
-        return {str(k): apikeys.from_table(str(k), v) if isinstance(v, Mapping)
-                else apikeys.from_secret(str(k), str(v)) for k, v in value.items()}
-    keys: dict[str, ApiKey] = {}
-    for item in filter(None, (p.strip() for p in value.split(","))):
-        name, sep, secret = item.partition(":")
-        if not sep or not name or not secret:
-            raise ValueError("API keys are name:secret pairs, comma-separated")
-        keys[name] = apikeys.from_secret(name, secret)
-    return keys
-
-
-def origin(url: str) -> str:
-    """``scheme://host[:port]`` as browsers send it in ``Origin`` (no default port)."""
-    split = urlsplit(str(url).strip())
-    if split.scheme not in ("http", "https") or not split.hostname:
-        raise ValueError(f"expected an origin such as https://portal.example, got {url!r}")
-    default = 443 if split.scheme == "https" else 80
-    port = f":{split.port}" if split.port and split.port != default else ""
-    return f"{split.scheme}://{_bracket(split.hostname)}{port}"
-
-
-def _origins(value: str | list) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    for item in items:
-        if urlsplit(str(item).strip()).path not in ("", "/"):
-            raise ValueError(f"an origin has no path: {item!r}")
-    return tuple(origin(item) for item in items if str(item).strip())
-
-
-def _count(value: Any) -> int:
-    n = int(value)
-    if n < 0:
-        raise ValueError("must be 0 (no limit) or more")
-    return n
-
-
-def _url(value: str) -> str | None:
-    value = str(value).strip()
-    if not value:
-        return None
-    if not urlsplit(value).scheme:
-        raise ValueError("expected a URL with a scheme")
-    return value
-
-
-def _public_url(value: str) -> str:
-    value = str(value).strip()
-    if value and urlsplit(value).scheme not in ("http", "https"):
-        raise ValueError("expected an http:// or https:// URL")
-    return value.rstrip("/")
-
-
-def _positive(value: Any) -> int:
-    n = int(value)
-    if n <= 0:
-        raise ValueError("must be a positive number of seconds")
-    return n
-
-
-def _choice(value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"expected one of {', '.join(choices)}")
-    return str(value)
-
-
-def _path(value: Any) -> pathlib.Path | None:
-    text = str(value).strip()
-    return pathlib.Path(text) if text else None
-
-
-def _bool(value: Any) -> bool:
+def toml_value(value: Any) -> str:
+    """*value* (a row's default) written as TOML, the way the docs show it."""
     if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {text[:20]!r}")
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)              # TOML's basic strings escape as JSON does
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in value.items()) + "}"
+    return repr(value)
 
 
-def _hosts(value: str | list) -> tuple[str, ...]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    hosts = tuple(str(item).strip() for item in items if str(item).strip())
-    for host in hosts:
-        ipaddress.ip_address(host)      # a ValueError names the bad one
-    return hosts
+def render_rst() -> str:
+    """docs/settings.rst: every row as reST, so that the docs list what the code reads."""
+    def text(s: str) -> str:                   # plain words: no reST markup by accident
+        return re.sub(r"([\\`*_|])", r"\\\1", s)
+
+    lines = [
+        ".. Generated from guacbridge/config.py by ``python -m guacbridge.config --rst``;",
+        "   a test fails when this file differs. Edit the rows there, not this file.",
+        "",
+        "Settings reference",
+        "==================",
+        "",
+        "Every setting, its key in the TOML file (``GUACBRIDGE_CONFIG`` or ``--config``), its",
+        "environment variable if it has one, and its default. The environment wins over the",
+        "file. Error messages name a setting by the name in the first column.",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - Setting",
+        "     - TOML key",
+        "     - Environment",
+        "     - Default",
+        "     - Description",
+    ]
+    for row in TABLE:
+        lines += [f"   * - ``{row.name}``",
+                  f"     - ``{row.toml}``",
+                  f"     - ``{row.env}``" if row.env else "     - (file only)",
+                  f"     - ``{toml_value(row.default)}``",
+                  f"     - {text(row.doc)}"]
+    return "\n".join(lines) + "\n"
 
 
-def _seconds_or_zero(value: Any) -> float:
-    n = float(value)
-    if not 0 <= n <= 3600:
-        raise ValueError("must be from 0 to 3600 seconds")
-    return n
+def main(argv: list[str] | None = None) -> int:
+    """``python -m guacbridge.config --rst``: print docs/settings.rst."""
+    parser = argparse.ArgumentParser(prog="python -m guacbridge.config")
+    parser.add_argument("--rst", action="store_true", required=True,
+                        help="print the settings table as reStructuredText")
+    parser.parse_args(argv)
+    sys.stdout.write(render_rst())
+    return 0
 
 
-def _text(value: Any, limit: int) -> str:
-    text = str(value).strip()
-    if len(text) > limit:
-        raise ValueError(f"at most {limit} characters")
-    return text
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-_PARSERS = {
-    "listen": parse_address,
-    "public_url": _public_url,
-    "guacd": _addresses,
-    "api_keys": _api_keys,
-    "data_dir": pathlib.Path,
-    "mysql_url": _url,
-    "guacamole_db_url": _url,
-    "amqp_url": _url,
-    "use_by": _positive,
-    "duration": _positive,
-    "max_duration": _positive,
-    "extend_step": _positive,
-    "reconnect_window": _positive,
-    "handshake_timeout": float,
-    "log_level": lambda v: _choice(str(v).lower(), ("debug", "info", "warning", "error")),
-    "log_format": lambda v: _choice(str(v).lower(), ("text", "json")),
-    "guacamole_url": _public_url,
-    "guacamole_missing_user": lambda v: _choice(v, ("refuse", "create")),
-    "guacamole_guacd": lambda v: parse_address(v) if v else None,
-    "guacamole_max_connections": int,
-    "broker_concurrency": lambda v: {"*": int(v)} if isinstance(v, (int, str))
-    else {"*": 2, **{str(k): int(n) for k, n in v.items()}},
-    "broker_retry_delays": lambda v: tuple(float(x) for x in v),
-    "legacy_keys": lambda v: {str(k): str(key) for k, key in dict(v).items()},
-    "legacy_password_encoding": lambda v: _choice(v, ("url", "base64")),
-    "tls_cert": _path,
-    "tls_key": _path,
-    "trusted_proxies": _hosts,
-    "drain_seconds": _seconds_or_zero,
-    "reuse_port": _bool,
-    "secret_keys": lambda v: tuple(parse_key(k) for k in
-                                   (v.split(",") if isinstance(v, str) else v) if k.strip()),
-    "secret_key_file": lambda v: pathlib.Path(v) if str(v).strip() else None,
-    "instance": lambda v: _text(v, 64),
-    "audit_retention": _positive,
-    "allowed_origins": _origins,
-    "limits_create_per_key": parse_rate,
-    "limits_create_per_address": parse_rate,
-    "limits_connect_per_address": parse_rate,
-    "limits_consoles_per_owner": _count,
-    "limits_consoles_per_target": _count,
-    "idle_timeout": _count,
-    "idle_warning": _positive,
-    "recordings_dir": lambda v: pathlib.Path(v) if str(v).strip() else None,
-    "recordings_guacd_dir": str,
-    "recordings_policy": lambda v: _choice(v, ("request", "always")),
-    "recordings_retention": _positive,
-    "shares_ttl": _positive,
-}
+if __name__ == "__main__":
+    sys.exit(main())

@@ -133,3 +133,16 @@ def test_malformed_audit_and_secret_settings_name_the_setting(env, words):
     with pytest.raises(config.ConfigError) as e:
         config.load(env=env)
     assert words in str(e.value)
+
+
+@pytest.mark.parametrize("toml, words", [
+    ('[limits]\ncreate_per_hour = "1/h"\n', "unknown setting(s): limits_create_per_hour"),
+    ('[broker]\nretry_delays = ["soon"]\n', "setting 'broker_retry_delays': could not convert"),
+    ('[guacamole]\ndb_url = "mysql://db/guacamole"\n', "the guacamole sink needs guacamole.url"),
+])
+def test_a_malformed_file_is_refused_naming_the_setting(tmp_path, toml, words):
+    f = tmp_path / "g.toml"
+    f.write_text(toml)
+    with pytest.raises(config.ConfigError) as e:
+        config.load(env={}, path=f)
+    assert words in str(e.value)
