@@ -14,7 +14,7 @@ from guacamole.client import GuacamoleClient
 from guacamole.instruction import GuacamoleInstruction
 
 from . import protocol
-from .guacd import LATEST, parse_version
+from .guacd import Protocol
 
 
 class ProbeClient(GuacamoleClient):
@@ -50,14 +50,13 @@ class ProbeClient(GuacamoleClient):
         params = params or {}
         self.send_instruction(GuacamoleInstruction("select", protocol_name))
         args = self._expect("args")
-        offered = parse_version(args[0]) if args else None
-        names = list(args[1:] if offered else args)
+        version, names = Protocol.offered(args)
         for opcode, values in (("size", (width, height, dpi)), ("audio", ()),
                                ("video", ()), ("image", ("image/png",))):
             self.send_instruction(GuacamoleInstruction(opcode, *values))
         values = [params.get(name, "") for name in names]
-        if offered:
-            values.insert(0, "VERSION_%d_%d_%d" % min(offered, LATEST))
+        if version.negotiated:
+            values.insert(0, version.name)
         self.send_instruction(GuacamoleInstruction("connect", *values))
         ready = self._expect("ready")
         self._id = ready[0] if ready else None

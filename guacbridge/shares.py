@@ -19,6 +19,7 @@ from typing import Any
 from . import grants
 from .consoles import ConsoleError, Consoles, _iso
 from .grants import Grant, Refused
+from .status import Status
 from .store.shares import Share, ShareStore
 from .store.sql import StoreUnavailable
 
@@ -27,11 +28,7 @@ log = logging.getLogger(__name__)
 MODES = ("view", "control")
 MAX_TTL = 3600              # seconds a share link may wait for its first use
 PLAYBACK_SECONDS = 3600     # how long a player page may fetch the recording once opened
-ViewerStop = Callable[[int, str, str], None]    # (Guacamole status, message, reason)
-
-# Guacamole status codes for the viewer's tunnel (guacamole-facts.md, section 3).
-SESSION_CLOSED = 0x020B
-UPSTREAM_UNAVAILABLE = 0x0208
+ViewerStop = Callable[[Status, str, str], None]    # (Guacamole status, message, reason)
 
 
 class OwnerAway(Exception):
@@ -119,7 +116,7 @@ class Shares:
         if share.ended_at is None:
             share = await self._store(self.store.end, share_id, f"revoked by {by}",
                                       self.consoles.clock())
-            self._stop_viewer(console_id, share_id, SESSION_CLOSED,
+            self._stop_viewer(console_id, share_id, Status.SESSION_CLOSED,
                               "The console's owner has stopped sharing it with you.",
                               f"share revoked by {by}")
             await self.consoles.record_event(console_id, "share.revoked", share_id=share_id, by=by)
@@ -201,7 +198,7 @@ class Shares:
         live = await self._store(self.store.live, console_id)
         if live is None:
             raise OwnerAway(OwnerAway.MESSAGE)
-        self._stop_viewer(console_id, share.id, SESSION_CLOSED,
+        self._stop_viewer(console_id, share.id, Status.SESSION_CLOSED,
                           "This shared view was opened again elsewhere.", "opened again")
         await self._store(self.store.set_tunnel, share.id, tunnel_id)
         await self.consoles.record_event(console_id, "share.watching", share_id=share.id,
@@ -254,7 +251,7 @@ class Shares:
         if grant is None or grant.closed_at is not None:    # the console ended: so do they
             return self._end_viewers(console_id, grant.close_reason if grant else None)
         for share_id in list(self._viewers.get(console_id, {})):
-            self._stop_viewer(console_id, share_id, UPSTREAM_UNAVAILABLE,
+            self._stop_viewer(console_id, share_id, Status.UPSTREAM_UNAVAILABLE,
                               "The console's owner is not connected right now; the view"
                               " resumes when they are.", "owner left")
 
@@ -278,11 +275,11 @@ class Shares:
 
     def _end_viewers(self, console_id: str, reason: str | None) -> None:
         for share_id in list(self._viewers.get(console_id, {})):
-            self._stop_viewer(console_id, share_id, SESSION_CLOSED,
+            self._stop_viewer(console_id, share_id, Status.SESSION_CLOSED,
                               f"The console session has ended: {reason or 'closed'}.",
                               "console ended")
 
-    def _stop_viewer(self, console_id: str, share_id: str, status: int, message: str,
+    def _stop_viewer(self, console_id: str, share_id: str, status: Status, message: str,
                      reason: str) -> None:
         stop = self._viewers.get(console_id, {}).get(share_id)
         if stop is not None:

@@ -32,27 +32,21 @@ from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
 from ..limits import Limited
 from ..shares import OwnerAway, Shares, Viewer
+from ..status import Status
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE
 
 log = logging.getLogger(__name__)
 
-# Guacamole status → WebSocket close code (guacamole-facts.md, section 3).
-_WS_CODES = {0x0000: 1000, 0x0100: 1011, 0x0200: 1011, 0x0201: 1008, 0x0202: 1011,
-             0x0203: 1011, 0x0204: 1002, 0x0205: 1008, 0x0206: 1002, 0x0207: 1011,
-             0x0208: 1011, 0x0209: 1008, 0x020A: 1002, 0x020B: 1002, 0x0300: 1002,
-             0x0301: 1008, 0x0303: 1008, 0x0308: 1002, 0x030D: 1009, 0x030F: 1003,
-             0x031D: 1008}
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 # The longest browser message, in code points; one instruction is at most
 # protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
 MAX_MESSAGE = 2**20
 _DISCONNECT = protocol.encode("disconnect")   # a clean end, either way
-SESSION_TIMEOUT = 0x020A   # Guacamole status: ended for inactivity
-CLIENT_TOO_MANY = 0x031D   # Guacamole status: too many connections
-# guacbridge's own `msg` code (guacamole-common-js hands `msg` to Client.onmsg): the tunnel
-# ends for inactivity in args[0] seconds unless a key or the mouse is used. Guacamole's own
-# codes are small numbers (1: user joined, 2: user left).
+# guacbridge's own `msg` code, not a Guacamole status (guacamole-common-js hands `msg` to
+# Client.onmsg, and html/notices.js takes it from there): the tunnel ends for inactivity in
+# args[0] seconds unless a key or the mouse is used. Guacamole's own codes are small numbers
+# (1: user joined, 2: user left).
 MSG_IDLE_WARNING = 0x4701
 _INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")  # instructions that count as a person's input
 _INPUT_INSIDE = tuple(b";" + opcode for opcode in _INPUT)
@@ -60,7 +54,8 @@ _RECHECK_VIEWER = 5.0   # a viewer's tunnel also looks at its share (revoked els
 
 
 def websocket_code(status: int) -> int:
-    return _WS_CODES.get(status, 1011)
+    """The close code for *status*, any code at all (see :meth:`Status.of`)."""
+    return Status.of(status).websocket
 
 
 class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
@@ -127,7 +122,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         try:    # before the token is looked at: guessing is slowed, no token is spent
             self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
         except Limited as e:
-            return self.fail(CLIENT_TOO_MANY, e.details)
+            return self.fail(Status.CLIENT_TOO_MANY, e.details)
         arg = self.get_query_argument
         try:
             caps = Capabilities(width=_int(arg("width", "1024"), 1, 8192),
@@ -136,7 +131,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                                 timezone=_timezone(arg("timezone", "")))
             layout = _layout(arg("layout", ""))
         except ValueError as e:
-            return self.fail(guacd.CLIENT_BAD_REQUEST, str(e))
+            return self.fail(Status.CLIENT_BAD_REQUEST, str(e))
         try:
             if arg("share", ""):
                 self.viewer = await self.shares.start_viewer(arg("console", ""), arg("share"),
@@ -151,16 +146,16 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                                                           self.tunnel_id, self._client())
         except Refused as e:
             log.info("tunnel refused: %s", e.reason)
-            return self.fail(guacd.CLIENT_UNAUTHORIZED, e.reason)
+            return self.fail(Status.CLIENT_UNAUTHORIZED, e.reason)
         except OwnerAway as e:
-            return self.fail(guacd.UPSTREAM_UNAVAILABLE, str(e))
+            return self.fail(Status.UPSTREAM_UNAVAILABLE, str(e))
         except ConsoleError as e:
             log.warning("tunnel not opened: %s", e.details)
             if e.status != 503:       # e.g. its secrets do not open: the operator must act
-                return self.fail(guacd.SERVER_ERROR, "the console's connection details cannot"
-                                                     " be read; the service's log says why")
-            return self.fail(guacd.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
-                                                         " its database; try again shortly")
+                return self.fail(Status.SERVER_ERROR, "the console's connection details cannot"
+                                                      " be read; the service's log says why")
+            return self.fail(Status.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
+                                                          " its database; try again shortly")
         self.grant = grant
         logs.console_id.set(grant.id)     # on every log line of this tunnel from here on
         if self.end_reason is not None:   # the browser left while the token was checked
@@ -180,7 +175,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
             if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone
-                return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
+                return self.fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
             return self.fail(e.status, e.message, f"guacd: {e.message}")
         if self.end_reason is not None:   # the browser left during the handshake
             self.pool.release(conn)
@@ -199,7 +194,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.unregister = lambda: (detach(), undrain())
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
-                 "%d.%d.%d" % conn.version)
+                 conn.version.number)
         # The core watches owners' deadlines and closes for all tunnels at once; a viewer
         # also watches its share, which may be revoked on another instance.
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn))]
@@ -222,7 +217,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         same for ``disconnect``, guacd's end of a session (an SSH ``exit``). A stream that
         stops without either (guacd killed, the network gone) is an UPSTREAM_ERROR that the
         browser sees."""
-        status, message = guacd.SUCCESS, ""
+        status, message = Status.SUCCESS, ""
         try:
             text = conn.pending
             if text:
@@ -253,7 +248,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except tornado.websocket.WebSocketClosedError:
             return
         except protocol.ProtocolError as e:
-            return self.fail(guacd.UPSTREAM_ERROR, "guacd sent malformed data", f"guacd: {e}")
+            return self.fail(Status.UPSTREAM_ERROR, "guacd sent malformed data", f"guacd: {e}")
         except (ConnectionError, OSError):
             text = ""
         if not status and not text.endswith(_DISCONNECT):
@@ -270,17 +265,17 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if self.conn is None or self.end_reason is not None:
             return
         if isinstance(message, bytes):
-            return self.fail(guacd.CLIENT_BAD_TYPE, "binary WebSocket messages are not"
-                                                    " accepted: send instructions as text")
+            return self.fail(Status.CLIENT_BAD_TYPE, "binary WebSocket messages are not"
+                                                     " accepted: send instructions as text")
         if len(message) > MAX_MESSAGE:
-            return self.fail(guacd.CLIENT_OVERRUN, f"message from browser longer than"
-                                                   f" {MAX_MESSAGE} characters")
+            return self.fail(Status.CLIENT_OVERRUN, f"message from browser longer than"
+                                                    f" {MAX_MESSAGE} characters")
         try:
             data, replies = from_browser(self.inbound, message)
         except protocol.ProtocolLimit as e:
-            return self.fail(guacd.CLIENT_OVERRUN, f"instruction from browser over a limit: {e}")
+            return self.fail(Status.CLIENT_OVERRUN, f"instruction from browser over a limit: {e}")
         except protocol.ProtocolError as e:
-            return self.fail(guacd.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
+            return self.fail(Status.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
         reply = None
         if replies:
             try:
@@ -320,7 +315,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
 
     def _lost(self) -> None:
         self.guacd_lost = True
-        self.fail(guacd.UPSTREAM_ERROR, "The connection to guacd was lost.",
+        self.fail(Status.UPSTREAM_ERROR, "The connection to guacd was lost.",
                   "guacd: connection lost")
 
     async def _watch_share(self, console_id: str) -> None:
@@ -333,9 +328,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             if grant is not None and grant.closed_at is None:
                 gone = await self.shares.still_joined(self.viewer)
                 if gone == "owner away":
-                    return self.fail(guacd.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
+                    return self.fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
                 if gone is not None:
-                    return self.fail(guacd.SESSION_CLOSED, f"This shared view has ended:"
+                    return self.fail(Status.SESSION_CLOSED, f"This shared view has ended:"
                                      f" {gone}.", gone)
             if grant is None or grant.closed_at is not None:
                 return self.stop(grant.close_reason if grant else "console removed")
@@ -371,13 +366,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return
         reason = f"no keyboard or mouse input for {timeout} s"
         grant = self.grant
-        self.fail(SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
+        self.fail(Status.SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
         if grant is not None:
             asyncio.ensure_future(self.consoles.end_session(grant.id, reason))
 
     def stop(self, reason: str) -> None:
         """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
-        self.fail(guacd.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
+        self.fail(Status.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
 
     def announce_restart(self, notice: str) -> None:
         """The service is restarting: the page moves to a new tunnel (web/drain.py)."""
@@ -388,7 +383,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 pass
 
     def close_for_restart(self) -> None:
-        self.fail(guacd.UPSTREAM_UNAVAILABLE, "The console service is restarting; reconnect.",
+        self.fail(Status.UPSTREAM_UNAVAILABLE, "The console service is restarting; reconnect.",
                   "the console service is shutting down")
 
     def fail(self, status: int, message: str, reason: str | None = None,
@@ -398,7 +393,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if self.end_reason is not None:
             return
         self.end_reason = reason or message
-        if send_error and status != guacd.SUCCESS and self.ws_connection is not None:
+        if send_error and status != Status.SUCCESS and self.ws_connection is not None:
             try:
                 self.write_message(protocol.encode("error", message, status))
             except tornado.websocket.WebSocketClosedError:
@@ -506,12 +501,12 @@ def _timezone(value: str) -> str | None:
     return value
 
 
-def _error_in(text: str) -> tuple[int, str]:
+def _error_in(text: str) -> tuple[Status, str]:
     """The status and message of an ``error`` instruction in *text*, if there is one."""
     for raw in protocol.split(text):
         if raw.startswith("5.error,"):
             elements = protocol.parse(raw)
             if len(elements) >= 3 and elements[2].isdigit():
-                return int(elements[2]), elements[1]
-            return guacd.SERVER_ERROR, elements[1] if len(elements) > 1 else "guacd error"
-    return guacd.SUCCESS, ""
+                return Status.of(int(elements[2])), elements[1]
+            return Status.SERVER_ERROR, elements[1] if len(elements) > 1 else "guacd error"
+    return Status.SUCCESS, ""

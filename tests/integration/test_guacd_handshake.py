@@ -9,7 +9,7 @@ import pytest
 
 from guacbridge import guacd as client
 from guacbridge.demo import free_port
-from guacbridge.guacd import Capabilities, GuacdError
+from guacbridge.guacd import Capabilities, GuacdError, Protocol
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def test_handshake_negotiates_the_version_and_the_desktop_comes_up(guacd, vnc_de
         finally:
             conn.close()
     conn, frame = asyncio.run(scenario())
-    assert conn.version == (1, 3, 0)               # guacd 1.3.0 offers it; we answer it
+    assert conn.version is Protocol.VERSION_1_3_0   # guacd 1.3.0 offers it; we answer it
     assert conn.connection_id.startswith("$")
     assert frame[0] == "sync"
     assert conn.handshake_seconds < 2

@@ -12,6 +12,7 @@ import pytest
 from guacbridge import guacd, protocol
 from guacbridge.demo import free_port
 from guacbridge.guacd_pool import GuacdPool
+from guacbridge.status import Status
 
 CAPS = guacd.Capabilities()
 
@@ -120,7 +121,7 @@ def test_when_every_guacd_refuses_the_browser_learns_it_is_upstream_unavailable(
             await connect(pool)
         return e.value, await pool.check()
     error, readiness = asyncio.run(scenario())
-    assert error.status == guacd.UPSTREAM_UNAVAILABLE
+    assert error.status == Status.UPSTREAM_UNAVAILABLE
     assert "no guacd of 2 could serve" in error.message
     assert readiness.startswith("no guacd is up: 127.0.0.1:")
 
