@@ -1,6 +1,6 @@
 """The one settings object: a TOML file plus ``GUACBRIDGE_*`` environment overrides.
 
-Each setting is declared once, as a field of `Settings` whose value is its row (`setting`):
+Each setting is declared once, as a field of `Settings` made by `setting(...)` from its row:
 the TOML key, the environment variable if it has one, the default as an operator would write
 it, the parser (config_values.py) and a line of description. The loader, the test of
 deploy/guacbridge.example.toml and docs/settings.rst (``python -m guacbridge.config --rst``)
