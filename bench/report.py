@@ -1,7 +1,7 @@
-"""The README's results from bench/results.json: an RST table, the targets, and the chart.
+"""The manual's benchmark results from bench/results.json: RST tables, the targets, the chart.
 
-Run: .venv/bin/python bench/report.py [RESULTS] [--png PATH] [--readme README.rst]
-(prints RST, writes the PNG; with --readme, also updates the README's results).
+Run: .venv/bin/python bench/report.py [RESULTS] [--png PATH] [--docs docs/performance.rst]
+(prints RST, writes the PNG; with --docs, also puts the tables into that page).
 """
 from __future__ import annotations
 
@@ -186,10 +186,11 @@ def chart(result: dict, path: pathlib.Path) -> None:
 BEGIN, END = ".. begin bench results", ".. end bench results"
 
 
-def update_readme(path: pathlib.Path, text: str) -> None:
-    """Replace what stands between the README's two marker comments with *text*."""
-    readme = path.read_text()
-    head, sep, rest = readme.partition(BEGIN + "\n")
+def update_page(path: pathlib.Path, text: str) -> None:
+    """Replace what stands between the page's two marker comments with *text*, so that the
+    prose around the tables (what the numbers say) stays as written."""
+    page = path.read_text()
+    head, sep, rest = page.partition(BEGIN + "\n")
     _, sep2, tail = rest.partition(END + "\n")
     if not (sep and sep2):
         raise SystemExit(f"{path}: no '{BEGIN}' … '{END}' markers")
@@ -200,14 +201,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="?", type=pathlib.Path, default=BENCH / "results.json")
     p.add_argument("--png", type=pathlib.Path, default=BENCH / "results.png")
-    p.add_argument("--readme", type=pathlib.Path,
-                   help="also put the tables into this file, between its marker comments")
+    p.add_argument("--docs", type=pathlib.Path, metavar="PAGE",
+                   help="also put the tables into this page (docs/performance.rst), between "
+                        "its marker comments")
     args = p.parse_args()
     result = json.loads(args.results.read_text())
     chart(result, args.png)
     text = rst(result)
-    if args.readme:
-        update_readme(args.readme, text)
+    if args.docs:
+        update_page(args.docs, text)
     print(text)
 
 
