@@ -4,7 +4,8 @@
 // every tunnel after that uses the secret. A share link (#share=…) opens the same page as a
 // viewer: its token is traded for a viewer secret, and the tunnel joins the owner's console.
 import Guacamole from './vendor/guacamole-common.js';
-import { STATE_TEXT, RECOVERABLE, describeError, hex } from './status.js';
+import { STATE_TEXT, RECOVERABLE, describeError, hex, statusOfRefusal } from './status.js';
+import { listenForNotices } from './notices.js';
 import { COMBOS, attachKeyboard, attachPointer, attachTextInput, createOsk, fkeyCombo,
   sendCombo } from './input.js';
 import { createMenu } from './menu.js';
@@ -16,9 +17,8 @@ const RETRY_SECONDS = 5;
 const STABLE_MS = 20000;         // connected this long: the attempt counter starts over
 const POLL_MS = 30000;           // re-read the deadline (an operator may extend it)
 const ZOOM_STEPS = [0.25, 0.33, 0.5, 0.67, 0.75, 0.9, 1, 1.1, 1.25, 1.5, 2, 3];
-const CONNECTED = 3;
-const RESTART_OPCODE = 'guacbridge-restart';   // the service is going away: move now
-const MSG_IDLE_WARNING = 0x4701; // guacbridge's `msg`: input within args[0] s, or it closes
+const { State } = Guacamole.Client;
+const { CONNECTED } = State;
 
 const $ = (id) => document.getElementById(id);
 const base = location.pathname.replace(/\/+$/, '');
@@ -29,7 +29,7 @@ const SHARES_POLL_MS = 5000;     // the owner's list of shares, while the menu i
 
 const prefs = loadPrefs();
 const session = {
-  secret: null, info: null, offset: 0, conn: null, state: 0, error: null, attempts: 0,
+  secret: null, info: null, offset: 0, conn: null, state: State.IDLE, error: null, attempts: 0,
   reconnects: 0, ended: null, zoom: 'fit', retryTimer: null,
   viewer: null,                  // 'view' or 'control' when this page came from a share link
 };
@@ -278,11 +278,6 @@ function connect() {
       showStatus(STATE_TEXT[state] || '');
     }
   };
-  client.onmsg = (code, args) => {
-    if (code !== MSG_IDLE_WARNING) return true;
-    if (session.conn === conn) idleWarning(Number(args[0]));
-    return false;
-  };
   // Errors come as an `error` instruction and again as the close reason: keep the first.
   client.onerror = (status) => { conn.status ??= status; };
   tunnel.onerror = (status) => {
@@ -300,14 +295,16 @@ function connect() {
       connectionOver(conn);
     }
   };
-  // A restarting service asks its pages to move: a new tunnel with the same session, at
-  // once, to whichever instance takes new connections. Not a failure, so no attempt counted.
-  const handle = tunnel.oninstruction;
-  tunnel.oninstruction = (opcode, args) => {
-    if (opcode !== RESTART_OPCODE) return handle(opcode, args);
-    if (session.conn === conn && !conn.over) reconnect('the console service is restarting');
-    return undefined;
-  };
+  listenForNotices(tunnel, client, {
+    // A restarting service asks its pages to move: a new tunnel with the same session, at
+    // once, to whichever instance takes new connections. Not a failure: no attempt counted.
+    restart() {
+      if (session.conn === conn && !conn.over) reconnect('the console service is restarting');
+    },
+    idleWarning(seconds) {
+      if (session.conn === conn) idleWarning(seconds);
+    },
+  });
   clipboard.attach(client);
   client.connect(connectQuery());
 }
@@ -329,15 +326,15 @@ function connectionOver(conn) {
   clearIdle();
   if (conn.deliberate) return;
   // Closed without an `error` instruction the client itself never leaves its last state.
-  session.state = 5;
-  document.body.dataset.state = '5';
-  document.title = `Console – ${STATE_TEXT[5]}`;
+  session.state = State.DISCONNECTED;
+  document.body.dataset.state = String(State.DISCONNECTED);
+  document.title = `Console – ${STATE_TEXT[State.DISCONNECTED]}`;
   if (session.ended) {
     showStatus(session.ended, 'This console link no longer works.', '', false);
     return;
   }
   const status = conn.status;
-  if (!status || status.code === 0) {
+  if (!status || status.code === Guacamole.Status.Code.SUCCESS) {
     showStatus('The console session ended.', '', 'Ask for a new console if you need one.');
     return;
   }
@@ -550,7 +547,7 @@ async function start() {
   } catch (e) {
     sessionStorage.removeItem(storeKey);
     sessionStorage.removeItem(shareKey);
-    fail({ 403: 0x0301, 429: 0x031D }[e.status] ?? 0x0200, e.message);
+    fail(statusOfRefusal(e.status), e.message);
     return;
   }
   connect();

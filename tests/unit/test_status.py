@@ -1,5 +1,7 @@
-"""The status table (Guacamole code, HTTP status, WebSocket close code) and the protocol
-versions guacd offers, with what each lets the handshake send."""
+"""The status table (Guacamole code, HTTP status, WebSocket close code), the protocol
+versions guacd offers with what each lets the handshake send, and the page's side: it names
+statuses and states as guacamole-common-js does, and takes guacbridge's own notices in one
+module."""
 from __future__ import annotations
 
 import asyncio
@@ -177,3 +179,28 @@ def test_the_handshake_sends_what_the_offered_version_takes(offer, version, conn
         assert ["name", "alice"] in received
     if "timezone" in extra:
         assert ["timezone", "Europe/Berlin"] in received
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+def _page_scripts() -> dict[str, str]:
+    html = resources.folder("html")
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(html.glob("*.js"))}
+
+
+def test_the_page_names_guacamoles_statuses_and_states_instead_of_numbers():
+    for name, source in _page_scripts().items():
+        code = re.sub(r"//.*", "", source)
+        assert not re.findall(r"\b0x0[0-3][0-9A-Fa-f]{2}\b", code), name
+        assert not re.search(r"\bstate\s*(?:===?|<|>)\s*\d", code), name
+
+
+def test_guacbridges_own_notices_reach_the_page_through_one_module():
+    from guacbridge.web.drain import RESTART_OPCODE
+    scripts = _page_scripts()
+    notices = scripts.pop("notices.js")
+    assert f"export const RESTART_OPCODE = '{RESTART_OPCODE}';" in notices
+    assert f"export const MSG_IDLE_WARNING = 0x{tunnel.MSG_IDLE_WARNING:04X};" in notices
+    for name, source in scripts.items():
+        assert RESTART_OPCODE not in source and "4701" not in source, name
+        assert ".onmsg" not in source and ".oninstruction" not in source, name
