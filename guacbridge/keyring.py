@@ -87,7 +87,7 @@ def read_key_file(path: pathlib.Path) -> list[SecretKey]:
     return keys
 
 
-def load_or_create(path: pathlib.Path) -> "KeyRing":
+def load_or_create(path: pathlib.Path) -> KeyRing:
     """The key file of a single instance, made (mode 0600) at the first start. Two
     processes starting at once agree: the file appears whole or not at all (a hard link)."""
     path = pathlib.Path(path)

@@ -51,9 +51,9 @@ class ProbeClient(GuacamoleClient):
         self.send_instruction(GuacamoleInstruction("select", protocol_name))
         args = self._expect("args")
         version, names = Protocol.offered(args)
-        for opcode, values in (("size", (width, height, dpi)), ("audio", ()),
-                               ("video", ()), ("image", ("image/png",))):
-            self.send_instruction(GuacamoleInstruction(opcode, *values))
+        for opcode, caps in (("size", (width, height, dpi)), ("audio", ()),
+                             ("video", ()), ("image", ("image/png",))):
+            self.send_instruction(GuacamoleInstruction(opcode, *caps))
         values = [params.get(name, "") for name in names]
         if version.negotiated:
             values.insert(0, version.name)

@@ -19,7 +19,10 @@ takes over from the C scan wherever input is malformed, so errors are the same e
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 
+# (text, pos, start, count, max_length, max_elements, max_digits) -> (done, pos, start, count, ok)
+_scan_in_c: Callable[[str, int, int, int, int, int, int], tuple[int, int, int, int, int]] | None
 try:
     from ._framescan import scan as _scan_in_c
 except ImportError:       # built without a C compiler: the Python loop alone

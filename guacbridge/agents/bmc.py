@@ -7,6 +7,7 @@ added under ``[agents.bmc.presets.<vendor>]``.
 """
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import tomllib
 from collections.abc import Mapping
@@ -65,7 +66,8 @@ class BmcAgent:
                 raise AgentError(404, f"no server {name!r} in the BMC inventory")
             given = dict(server)
             if "password_file" in given:
-                given["password"] = pathlib.Path(given.pop("password_file")).read_text().strip()
+                path = pathlib.Path(given.pop("password_file"))
+                given["password"] = (await asyncio.to_thread(path.read_text)).strip()
         vendor = given.pop("vendor", None)
         preset = self.presets.get(vendor) if isinstance(vendor, str) else None
         if preset is None:

@@ -63,23 +63,23 @@ class Engine:
                 return self._console(vm_ref)
             except AgentError:
                 raise
-            except sdk.AuthError:
+            except sdk.AuthError as e:
                 self._drop()
                 raise AgentError(502, f"the oVirt engine for {self.location} refused"
-                                      " guacbridge's login: check the agent's credentials")
-            except sdk.ConnectionError:
+                                      " guacbridge's login: check the agent's credentials") from e
+            except sdk.ConnectionError as e:
                 self._drop()
-                raise AgentError(502, f"the oVirt engine for {self.location} is unreachable")
-            except sdk.TimeoutError:
+                raise AgentError(502, f"the oVirt engine for {self.location} is unreachable") from e
+            except sdk.TimeoutError as e:
                 raise AgentError(504, f"the oVirt engine for {self.location} did not answer"
-                                      " in time")
-            except sdk.NotFoundError:
-                raise AgentError(404, f"no VM {vm_ref!r} in {self.location}")
+                                      " in time") from e
+            except sdk.NotFoundError as e:
+                raise AgentError(404, f"no VM {vm_ref!r} in {self.location}") from e
             except sdk.Error as e:
                 if e.code == 409:
-                    raise AgentError(409, f"VM {vm_ref} is not running: start it and retry")
+                    raise AgentError(409, f"VM {vm_ref} is not running: start it and retry") from e
                 raise AgentError(502, f"the oVirt engine for {self.location} failed"
-                                      f" (HTTP {e.code or '?'})")
+                                      f" (HTTP {e.code or '?'})") from e
 
     def _drop(self) -> None:
         if self._connection is not None:

@@ -3,7 +3,9 @@ route's key and password (they travel in its path)."""
 from __future__ import annotations
 
 import logging
+from types import TracebackType
 
+import tornado.httputil
 import tornado.web
 
 from ..logs import scrub
@@ -12,7 +14,7 @@ access_log = logging.getLogger("guacbridge.access")
 app_log = logging.getLogger("guacbridge.web")
 
 
-def summary(request) -> str:  # type: ignore[no-untyped-def]
+def summary(request: tornado.httputil.HTTPServerRequest) -> str:
     return f"{request.method} {redact(request.path)} ({request.remote_ip})"
 
 
@@ -37,8 +39,11 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 class RedactedLogging:
     """Replaces Tornado's exception log, which prints the whole URI."""
 
-    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
-        request = self.request  # type: ignore[attr-defined]
+    request: tornado.httputil.HTTPServerRequest      # the handler's, which this is mixed into
+
+    def log_exception(self, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
+        request = self.request
         if isinstance(value, tornado.web.HTTPError):
             if value.log_message:
                 app_log.warning("%d %s: %s", value.status_code, summary(request),
@@ -46,4 +51,4 @@ class RedactedLogging:
                                 value.log_message)
         else:
             app_log.error("uncaught exception in %s", summary(request),
-                          exc_info=(typ, value, tb))
+                          exc_info=value)     # its traceback is tb

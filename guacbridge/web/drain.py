@@ -61,7 +61,7 @@ class Drain:
         """Until no tunnel is left or *seconds* have passed; the number left."""
         try:
             await asyncio.wait_for(self._empty.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return len(self._tunnels)
 
