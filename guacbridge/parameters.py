@@ -87,16 +87,7 @@ def _value(name: str, value: Any) -> str:
             return "true" if value == "true" else ""
         raise InvalidParameters(f"{name} must be true or false, not {shown}")
     if name in _INTEGER:
-        low, high = _INTEGER[name]
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise InvalidParameters(f"{name} must be a whole number, not {shown}")
-        try:
-            number = int(value)
-        except ValueError:
-            raise InvalidParameters(f"{name} must be a whole number, not {shown}") from None
-        if not low <= number <= high:
-            raise InvalidParameters(f"{name} must be between {low} and {high}")
-        return str(number)
+        return str(whole_number(name, value, *_INTEGER[name], shown=shown))
     if not isinstance(value, str):
         raise InvalidParameters(f"{name} must be a string")
     if name == "server-layout" and value not in RDP_LAYOUTS:
@@ -106,3 +97,23 @@ def _value(name: str, value: Any) -> str:
     if "\x00" in value:
         raise InvalidParameters(f"{name} contains a NUL character")
     return value
+
+
+def whole_number(name: str, value: Any, low: int, high: int, shown: str | None = None) -> int:
+    """*value* (an int or its digits) as a number from *low* to *high*; otherwise
+    InvalidParameters naming *name* and quoting the value as *shown* (default: its first 20
+    characters), which for a secret must not be the value."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        number = None
+    else:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if number is None:
+        if shown is None:
+            shown = repr(value[:20] if isinstance(value, str) else value)
+        raise InvalidParameters(f"{name} must be a whole number, not {shown}")
+    if not low <= number <= high:
+        raise InvalidParameters(f"{name} must be between {low} and {high}")
+    return number

@@ -59,7 +59,7 @@ class RecordingFile:
         return max(0.0, self.last_sync - self.first_sync)
 
     def public(self) -> dict[str, Any]:
-        modified = datetime.datetime.fromtimestamp(self.modified, datetime.timezone.utc)
+        modified = datetime.datetime.fromtimestamp(self.modified, datetime.UTC)
         return {"part": self.part, "size": self.size, "duration": round(self.duration, 3),
                 "modified_at": modified.isoformat(timespec="seconds").replace("+00:00", "Z")}
 
@@ -123,16 +123,21 @@ class Recordings:
             return f"the recordings directory {self.dir} is not readable and writable by us"
         return None
 
-    def files(self, console_id: str) -> list[RecordingFile]:
-        """This console's recording files, oldest first; [] if there are none (yet)."""
-        if self.dir is None or not re.fullmatch(r"[0-9a-f-]{36}", console_id):
+    def _entries(self) -> list[os.DirEntry[str]]:
+        """What the directory holds now; nothing when recording is off or it can't be read."""
+        if self.dir is None:
             return []
-        found = []
         try:
-            entries = list(os.scandir(self.dir))
+            return list(os.scandir(self.dir))
         except OSError:
             return []
-        for entry in entries:
+
+    def files(self, console_id: str) -> list[RecordingFile]:
+        """This console's recording files, oldest first; [] if there are none (yet)."""
+        if not re.fullmatch(r"[0-9a-f-]{36}", console_id):
+            return []
+        found = []
+        for entry in self._entries():
             if not entry.name.startswith(console_id):
                 continue
             match = _PART.match(entry.name[len(console_id):])
@@ -178,15 +183,9 @@ class Recordings:
 
     def expired(self, now: float | None = None) -> list[pathlib.Path]:
         """Files last written longer than the retention ago."""
-        if self.dir is None:
-            return []
         limit = (time.time() if now is None else now) - self.retention
         old = []
-        try:
-            entries = list(os.scandir(self.dir))
-        except OSError:
-            return []
-        for entry in entries:
+        for entry in self._entries():
             if re.fullmatch(r"[0-9a-f-]{36}(\.\d{1,3})?", entry.name) and entry.is_file() \
                     and entry.stat().st_mtime < limit:
                 old.append(pathlib.Path(entry.path))
@@ -222,10 +221,7 @@ def _sync_span(path: pathlib.Path, size: int) -> tuple[float | None, float | Non
     except OSError:
         return None, None
     first = _SYNC.search(head)
-    last = None
-    for last in _SYNC.finditer(tail):
-        pass
     if first is None:
         return None, None
-    end = last if last is not None else first
-    return int(first[1]) / 1000.0, int(end[1]) / 1000.0
+    last = _SYNC.findall(tail)[-1:] or [first[1]]      # the tail's last sync, if any
+    return int(first[1]) / 1000.0, int(last[0]) / 1000.0

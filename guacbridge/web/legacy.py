@@ -16,24 +16,17 @@ import json
 import logging
 from typing import Any
 
-import tornado.web
-
-from ..consoles import ConsoleError, Consoles
+from ..consoles import ConsoleError
 from ..limits import Limited
-from .access import RedactedLogging
+from .base import JsonBase
 
 log = logging.getLogger(__name__)
 
 ROUTE = (r"/([^/]+)/skey/([^/]+)/id/([^/]+)/ovirt/pass/([^/]+)/port/([^/]+)"
          r"/location/([^/]+)/?")
-class LegacyHandler(RedactedLogging, tornado.web.RequestHandler):
-    def initialize(self, consoles: Consoles) -> None:
-        self.consoles = consoles
 
-    def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
 
+class LegacyHandler(JsonBase):
     def answer(self, status: int, result: str, debug: str, message: str = "") -> None:
         self.set_status(status)
         self.finish(json.dumps({"Result": result, "Debug": debug, "Message": message}))
