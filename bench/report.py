@@ -33,7 +33,7 @@ def _largest(result: dict, name: str) -> tuple[str, dict]:
 
 
 def targets(result: dict) -> list[tuple[str, str, bool | None]]:
-    """Issue 8's targets: (target, measured, met)."""
+    """The relay's performance targets, each as (target, measured, met)."""
     relay = result.get("relay", {})
     out: list[tuple[str, str, bool | None]] = []
 

@@ -1,5 +1,6 @@
 """A small oVirt engine emulator: exactly the REST calls ovirt-engine-sdk-python 4.6 makes for
-a VM's VNC console (ovirt-facts.md), so the real SDK can be tested here. Stdlib only.
+a VM's VNC console (SSO login and logout, the VM by id or name search, its host, its current
+graphics consoles, a console ticket), so the real SDK can be tested here. Stdlib only.
 
 VMs are plain dicts; ``on_ticket(vm, value, expiry)`` lets a test make the ticket the VNC
 password of a real Xvnc. ``revoke_tokens()`` makes the next API call answer 401, which the

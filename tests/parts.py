@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-# Flags that keep Debian's chromium quiet in a closed network (real-parts.md).
+# Flags that keep Debian's chromium quiet in a closed network: no sandbox (it runs as root),
+# no GPU, and none of its background calls out (updates, sync, QUIC).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
