@@ -7,8 +7,6 @@ lets nothing run, be framed or submit anywhere.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 import tornado.httputil
@@ -31,9 +29,11 @@ def defaults(settings: Settings) -> tuple[tuple[str, str], ...]:
 
 
 class SecurityHeaders(tornado.web.OutputTransform):
-    def __init__(self, headers: tuple[tuple[str, str], ...],
-                 request: tornado.httputil.HTTPServerRequest) -> None:
+    defaults: tuple[tuple[str, str], ...] = ()      # set per application by transform()
+
+    def __init__(self, request: tornado.httputil.HTTPServerRequest) -> None:
         super().__init__(request)
+        headers = self.defaults
         if request.protocol == "https":       # served over TLS here, whatever the public URL
             headers = (*headers, ("Strict-Transport-Security", HSTS))
         self.headers = headers
@@ -46,6 +46,6 @@ class SecurityHeaders(tornado.web.OutputTransform):
         return status_code, headers, chunk
 
 
-def transform(settings: Settings) -> Callable[..., SecurityHeaders]:
-    """What ``Application(transforms=[…])`` wants: called with each request."""
-    return functools.partial(SecurityHeaders, defaults(settings))
+def transform(settings: Settings) -> type[SecurityHeaders]:
+    """What ``Application(transforms=[…])`` wants: a class, made with each request."""
+    return type("SecurityHeaders", (SecurityHeaders,), {"defaults": defaults(settings)})
