@@ -8,8 +8,8 @@ would carry its HTTP status. The numbers are Apache Guacamole's (its ``Guacamole
 ``Guacamole.Status.Code`` in guacamole-common-js, which the console page uses by name).
 
 guacbridge's own notices to the page are not statuses and are not here: the restart
-instruction (``web.drain.RESTART_OPCODE``) and the idle warning ``msg``
-(``web.tunnel.MSG_IDLE_WARNING``).
+instruction (``RESTART_OPCODE``, web/drain.py) and the idle warning, a ``msg`` with
+guacbridge's code ``MSG_IDLE_WARNING`` (the tunnel's); the page takes both in html/notices.js.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 // Guacamole's protocol and apart from its statuses. The service sends two:
 //  - the restart instruction (opcode RESTART_OPCODE, web/drain.py): the service is going
 //    away, and the page should move to a new tunnel now;
-//  - the idle warning, a `msg` with guacbridge's code MSG_IDLE_WARNING (web/tunnel.py):
+//  - the idle warning, a `msg` with guacbridge's code MSG_IDLE_WARNING (the tunnel's):
 //    the console closes in args[0] seconds unless a key or the mouse is used.
 // guacamole-common-js ignores an opcode it does not know, and hands every `msg` to
 // Client.onmsg; Guacamole's own `msg` codes (user joined, user left) go on to its defaults.
