@@ -104,10 +104,11 @@ class Throttle:
         self.keys = RateLimiter(per_key, clock)
         self.addresses = RateLimiter(per_address, clock)
 
-    def check_address(self, address: str) -> None:
-        wait = self.addresses.take(address)
+    def check_address(self, address: str | None) -> None:
+        """*address*: the client's (Tornado's remote_ip; those it has none for share one)."""
+        wait = self.addresses.take(address or "")
         if wait:
-            raise Limited(f"too many {self.action} from {address} (limit "
+            raise Limited(f"too many {self.action} from {address or 'an unknown address'} (limit "
                           f"{self.addresses.rate}); retry in {math.ceil(wait)} s", wait)
 
     def check_key(self, name: str) -> None:
