@@ -22,7 +22,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from .grants import Grant
 
 log = logging.getLogger(__name__)
 
@@ -35,26 +38,69 @@ PURGE_BATCH = 500
 _SECRET_WORDS = ("token", "password", "passphrase", "private-key", "private_key", "secret")
 
 
+class EventRow(NamedTuple):
+    at: float
+    kind: str
+    instance: str
+    data: str                    # JSON
+
+
+class Closed(NamedTuple):
+    """A console closed lately, by any instance."""
+    console_id: str
+    reason: str | None
+
+
+class TunnelReport(NamedTuple):
+    """One live tunnel as this instance reports it for the sessions list."""
+    tunnel_id: str
+    console_id: str
+    instance: str
+    client_address: str | None
+    user_agent: str | None
+    started_at: float
+    bytes_out: int
+    bytes_in: int
+    seen_at: float
+
+
+class TunnelRow(NamedTuple):
+    """A reported tunnel as the sessions list reads it back."""
+    tunnel_id: str
+    instance: str
+    client_address: str | None
+    user_agent: str | None
+    started_at: float
+    bytes_out: int
+    bytes_in: int
+    seen_at: float
+
+
+class InUse(NamedTuple):
+    """A console in use and the row of the tunnel that holds it, if one does."""
+    grant: Grant
+    tunnel: TunnelRow | None
+
+
 class AuditStore(Protocol):
     """What the grant stores add for audit (``store/sql.py``)."""
 
     def add_event(self, console_id: str, at: float, kind: str, instance: str,
                   data: str) -> None: ...
 
-    def events(self, console_id: str) -> list[tuple[float, str, str, str]]:
-        """(at, kind, instance, JSON data), oldest first."""
+    def events(self, console_id: str) -> list[EventRow]:
+        """Oldest first."""
 
-    def closed_since(self, since: float) -> list[tuple[str, str | None]]:
-        """(id, close reason) of the consoles closed at or after *since*."""
+    def closed_since(self, since: float) -> list[Closed]:
+        """The consoles closed at or after *since*."""
 
-    def report_tunnels(self, rows: list[tuple]) -> None:
-        """Insert or update live tunnels: (tunnel_id, console_id, instance, client_address,
-        user_agent, started_at, bytes_out, bytes_in, seen_at)."""
+    def report_tunnels(self, rows: list[TunnelReport]) -> None:
+        """Insert or update live tunnels."""
 
     def tunnel_gone(self, tunnel_id: str) -> None: ...
 
-    def sessions(self) -> list[tuple[Any, tuple | None]]:
-        """Open, used consoles with their current tunnel's row (or None)."""
+    def sessions(self) -> list[InUse]:
+        """Open, used consoles with their current tunnel's row."""
 
     def purge(self, before: float, batch: int = PURGE_BATCH) -> int:
         """Delete consoles closed before *before*, their events and tunnel rows; how many."""
@@ -129,8 +175,8 @@ class Audit:
     async def events(self, console_id: str) -> list[dict[str, Any]]:
         await self.settle()
         rows = await asyncio.to_thread(self.store.events, console_id)
-        return [{"at": iso(at), "kind": kind, "instance": instance, "data": json.loads(data)}
-                for at, kind, instance, data in rows]
+        return [{"at": iso(r.at), "kind": r.kind, "instance": r.instance,
+                 "data": json.loads(r.data)} for r in rows]
 
     # -- live tunnels -----------------------------------------------------------------
 
@@ -154,9 +200,8 @@ class Audit:
         except Exception as e:
             log.warning("console %s: tunnel %s not unlisted: %s", console_id, tunnel_id, e)
 
-    async def closed_lately(self) -> list[tuple[str, str | None]]:
-        """(console id, close reason) of the consoles closed in the last LOOK_BACK seconds,
-        by any instance."""
+    async def closed_lately(self) -> list[Closed]:
+        """The consoles closed in the last LOOK_BACK seconds, by any instance."""
         return await asyncio.to_thread(self.store.closed_since, self.clock() - LOOK_BACK)
 
     async def report(self, tunnels: list[LiveTunnel] | None = None) -> None:
@@ -169,25 +214,27 @@ class Audit:
             counts = t.counts()
             if counts != t.reported:
                 t.reported = counts
-                rows.append((t.tunnel_id, t.console_id, self.instance, t.client.address,
-                             (t.client.user_agent or "")[:512] or None, t.started_at,
-                             counts[0], counts[1], now))
+                rows.append(TunnelReport(t.tunnel_id, t.console_id, self.instance,
+                                         t.client.address,
+                                         (t.client.user_agent or "")[:512] or None,
+                                         t.started_at, counts[0], counts[1], now))
         if rows:
             try:
                 await asyncio.to_thread(self.store.report_tunnels, rows)
             except Exception as e:
                 log.warning("reporting %d live tunnel(s) failed: %s", len(rows), e)
 
-    def tunnel_view(self, row: tuple | None) -> dict[str, Any] | None:
+    def tunnel_view(self, row: TunnelRow | None) -> dict[str, Any] | None:
         """A console_tunnel row for the sessions list; this instance's own are live."""
-        if row is None or row[0] is None:
+        if row is None:
             return None
-        tunnel_id, instance, address, agent, started, out, in_, seen = row
-        local = self.tunnels.get(tunnel_id)
+        out, in_, seen = row.bytes_out, row.bytes_in, row.seen_at
+        local = self.tunnels.get(row.tunnel_id)
         if local is not None:
             (out, in_), seen = local.counts(), self.clock()
-        return {"id": tunnel_id, "instance": instance, "client_address": address,
-                "user_agent": agent, "since": iso(started), "bytes_to_browser": out,
+        return {"id": row.tunnel_id, "instance": row.instance,
+                "client_address": row.client_address, "user_agent": row.user_agent,
+                "since": iso(row.started_at), "bytes_to_browser": out,
                 "bytes_from_browser": in_, "counted_at": iso(seen)}
 
 

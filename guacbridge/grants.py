@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .audit import AuditStore
 
@@ -86,6 +86,27 @@ class Grant:
         return None if self.consumed_at is None else self.consumed_at + self.max_duration
 
 
+class SessionEnd(NamedTuple):
+    """What the live-tunnel watcher re-reads of a console it holds a tunnel of."""
+    deadline: float | None
+    closed_at: float | None
+    close_reason: str | None
+    live_tunnel: str | None      # the tunnel that holds the console now, on any instance
+
+
+class Ended(NamedTuple):
+    """A console closed by the store itself (the expiry sweep), and why."""
+    console_id: str
+    reason: str
+
+
+class Rekeyed(NamedTuple):
+    """The outcome of resealing every grant with the current key."""
+    resealed: int
+    current: int                 # already sealed with the current key
+    failed: list[str]            # ids that no configured key opens
+
+
 class Refused(Exception):
     """A token was not accepted; ``reason`` is safe to show the person holding the token."""
 
@@ -128,9 +149,8 @@ class GrantStore(AuditStore, Protocol):
 
     def get(self, grant_id: str) -> Grant | None: ...
 
-    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-        """(deadline, closed_at, close_reason, live_tunnel) by id, for the grants that
-        exist."""
+    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, SessionEnd]:
+        """By id, for the grants that exist."""
 
     def set_deadline(self, grant_id: str, *, deadline: float | None = None,
                      duration: int | None = None) -> Grant | None: ...
@@ -152,10 +172,9 @@ class GrantStore(AuditStore, Protocol):
         """Guacamole-sink grants whose connection must go: closed ones not yet cleaned, and
         ones stuck provisioning for *stale* seconds (a crash mid-way)."""
 
-    def rekey(self) -> tuple[int, int, list[str]]:
-        """Reseal every grant's params with the key ring's first key: (resealed, already
-        current, ids no configured key opens)."""
+    def rekey(self) -> Rekeyed:
+        """Reseal every grant's params with the key ring's first key."""
 
-    def expire(self, now: float, window: float) -> list[tuple[str, str]]:
+    def expire(self, now: float, window: float) -> list[Ended]:
         """Close every grant past use_by (unused), past its deadline, or with no tunnel for
-        longer than the reconnect *window*; return (id, reason) pairs."""
+        longer than the reconnect *window*."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ContextManager
+from typing import Any, ContextManager, NamedTuple
 
 from ..grants import Refused
 
@@ -34,6 +34,12 @@ class Share:
         if self.consumed_at is None:
             return "pending" if now < self.use_by else "expired"
         return "watching" if self.live_tunnel else "joined"
+
+
+class LiveConnection(NamedTuple):
+    """The guacd connection a console's owner holds now, which viewers join."""
+    address: tuple[str, int]     # the guacd holding it
+    connection_id: str
 
 
 _COLUMNS = ("id, console_id, mode, created_by, created_at, use_by, consumed_at, viewer,"
@@ -137,9 +143,9 @@ class ShareStore:
             db.execute("DELETE FROM console_live WHERE console_id = ? AND connection_id = ?",
                        (console_id, connection_id))
 
-    def live(self, console_id: str) -> tuple[tuple[str, int], str] | None:
-        """((guacd host, port), connection id) of the owner's connection, if there is one."""
+    def live(self, console_id: str) -> LiveConnection | None:
+        """The owner's guacd connection, if there is one."""
         with self._db() as db:
             row = db.execute("SELECT guacd_host, guacd_port, connection_id FROM console_live"
                              " WHERE console_id = ?", (console_id,)).fetchone()
-        return ((row[0], int(row[1])), row[2]) if row else None
+        return LiveConnection((row[0], int(row[1])), row[2]) if row else None

@@ -11,7 +11,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..grants import Duplicate, Grant, Refused, Target
+from ..audit import Closed, EventRow, InUse, TunnelReport, TunnelRow
+from ..grants import Duplicate, Ended, Grant, Refused, Rekeyed, SessionEnd, Target
 from ..keyring import KeyRing, SecretsError
 
 
@@ -109,17 +110,16 @@ class SqlGrantStore:
             db.execute("UPDATE console_grant SET idle_since = ?, live_tunnel = NULL"
                        " WHERE id = ? AND live_tunnel = ?", (now, grant_id, tunnel_id))
 
-    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-        """(deadline, closed_at, close_reason, live_tunnel) of each known grant, in one
-        query per 500."""
-        out: dict[str, tuple[Any, ...]] = {}
+    def session_ends(self, grant_ids: Sequence[str]) -> dict[str, SessionEnd]:
+        """Of each known grant, in one query per 500."""
+        out: dict[str, SessionEnd] = {}
         with self._db() as db:
             for i in range(0, len(grant_ids), 500):
                 chunk = list(grant_ids[i:i + 500])
                 rows = db.execute("SELECT id, deadline, closed_at, close_reason, live_tunnel"
                                   " FROM console_grant WHERE id IN"
                                   f" ({','.join('?' * len(chunk))})", chunk).fetchall()
-                out.update((row[0], tuple(row[1:])) for row in rows)
+                out.update((row[0], SessionEnd(*row[1:])) for row in rows)
         return out
 
     def get(self, grant_id: str) -> Grant | None:
@@ -151,10 +151,9 @@ class SqlGrantStore:
     def _grant(self, row: tuple) -> Grant:
         return _grant(row, self._ring().open)
 
-    def rekey(self, batch: int = 200) -> tuple[int, int, list[str]]:
+    def rekey(self, batch: int = 200) -> Rekeyed:
         """Seal every stored grant's params with the current key (rows sealed with an older
-        key, or unsealed ones from before); returns (resealed, already current, ids that no
-        configured key opens). Safe beside running instances: a row is rewritten only if it
+        key, or unsealed ones from before). Safe beside running instances: a row is rewritten only if it
         is still what was read."""
         ring = self._ring()
         resealed = current = 0
@@ -176,7 +175,7 @@ class SqlGrantStore:
                     resealed += db.execute("UPDATE console_grant SET params = ? WHERE id = ?"
                                            " AND params = ?", (fresh, grant_id, blob)).rowcount
             if len(rows) < batch:
-                return resealed, current, failed
+                return Rekeyed(resealed, current, failed)
             after = rows[-1][0]
 
     # -- audit (audit.AuditStore) -------------------------------------------------------
@@ -187,19 +186,19 @@ class SqlGrantStore:
             db.execute("INSERT INTO console_event (console_id, at, kind, instance, data)"
                        " VALUES (?,?,?,?,?)", (console_id, at, kind, instance, data))
 
-    def events(self, console_id: str) -> list[tuple[float, str, str, str]]:
+    def events(self, console_id: str) -> list[EventRow]:
         with self._db() as db:
-            return [tuple(r) for r in db.execute(
+            return [EventRow(*r) for r in db.execute(
                 "SELECT at, kind, instance, data FROM console_event WHERE console_id = ?"
                 " ORDER BY id", (console_id,)).fetchall()]
 
-    def closed_since(self, since: float) -> list[tuple[str, str | None]]:
+    def closed_since(self, since: float) -> list[Closed]:
         with self._db() as db:
-            return [tuple(r) for r in db.execute(
+            return [Closed(*r) for r in db.execute(
                 "SELECT id, close_reason FROM console_grant WHERE closed_at >= ?",
                 (since,)).fetchall()]
 
-    def report_tunnels(self, rows: list[tuple]) -> None:
+    def report_tunnels(self, rows: list[TunnelReport]) -> None:
         with self._db() as db:
             db.executemany(
                 "INSERT INTO console_tunnel (tunnel_id, console_id, instance, client_address,"
@@ -210,7 +209,7 @@ class SqlGrantStore:
         with self._db() as db:
             db.execute("DELETE FROM console_tunnel WHERE tunnel_id = ?", (tunnel_id,))
 
-    def sessions(self) -> list[tuple[Grant, tuple | None]]:
+    def sessions(self) -> list[InUse]:
         with self._db() as db:
             rows = db.execute(
                 f"SELECT {_COLUMNS}, t.tunnel_id, t.instance, t.client_address, t.user_agent,"
@@ -219,7 +218,8 @@ class SqlGrantStore:
                 " WHERE closed_at IS NULL AND consumed_at IS NOT NULL"
                 " ORDER BY consumed_at").fetchall()
         width = len(_COLUMNS.split(","))
-        return [(self._listed(r[:width]), tuple(r[width:])) for r in rows]
+        return [InUse(self._listed(r[:width]),
+                      TunnelRow(*r[width:]) if r[width] is not None else None) for r in rows]
 
     def _listed(self, row: tuple) -> Grant:
         """A grant for a list: one whose secrets do not open is shown without its target."""
@@ -282,7 +282,7 @@ class SqlGrantStore:
                 (now - stale,)).fetchall()
         return [self._grant(r) for r in rows]
 
-    def expire(self, now: float, window: float) -> list[tuple[str, str]]:
+    def expire(self, now: float, window: float) -> list[Ended]:
         with self._db() as db:
             db.execute(self.BEGIN)
             try:
@@ -300,7 +300,7 @@ class SqlGrantStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return [(i, reason) for i, reason in ended]
+        return [Ended(i, reason) for i, reason in ended]
 
 
 @contextlib.contextmanager
