@@ -14,10 +14,11 @@ from typing import Any
 
 import jsonschema
 
-from .consoles import ConsoleError, Consoles
+from . import console_request
+from .consoles import Consoles
+from .errors import ConsoleError
 
 _NAMESPACE = uuid.UUID("4f6a8a0e-3b1f-5c7e-9a0d-6b2c1e8f7d35")
-_REQUEST_FIELDS = ("target", "user", "sink", "name", "extra_token", "ttl", "max_duration")
 SCHEMA = json.loads(importlib_resources.files("guacbridge").joinpath(
     "schemas/job-v1.json").read_text(encoding="utf-8"))
 _VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -59,7 +60,7 @@ async def run(consoles: Consoles, job: dict[str, Any], owner: str,
             if agent != queue_agent:
                 raise JobRejected(f"target.agent {agent!r} does not match the routing key "
                                   f"{queue_agent!r}")
-            request = {k: job[k] for k in _REQUEST_FIELDS if k in job}
+            request = {k: job[k] for k in console_request.FIELDS if k in job}
             reply = await consoles.open(request, owner,
                                         console_id=console_id_for(job["job_id"]))
         elif job["action"] == "extend":
