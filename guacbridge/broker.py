@@ -21,13 +21,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions
 
 from . import jobs
 from .consoles import Consoles
+from .events import ConsoleEvents
+from .grants import GrantStore
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .service import Parts
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +88,12 @@ def _connect(url: str) -> pika.BlockingConnection:
 class Broker:
     """All consumer threads of one process, plus the events publisher."""
 
-    def __init__(self, consoles: Consoles, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, consoles: Consoles, console_events: ConsoleEvents, store: GrantStore,
+                 metrics: Metrics, loop: asyncio.AbstractEventLoop) -> None:
         self.consoles = consoles
+        self.console_events = console_events
+        self.store = store          # which job messages were answered already
+        self.metrics = metrics
         self.loop = loop
         self.settings = consoles.settings
         self.url = consoles.settings.amqp_url or ""
@@ -113,7 +123,7 @@ class Broker:
                                   daemon=True)
         events.start()
         self.threads.append(events)
-        self.consoles.add_listener(self._on_event)
+        self.console_events.add_listener(self._on_event)
         log.info("broker: consuming %s with %d consumers", ", ".join(agents),
                  len(self.consumers) - 1)
 
@@ -129,10 +139,10 @@ class Broker:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def replied(self, job_id: str, message_id: str) -> bool:
-        return self.consoles.store.replied(job_id, message_id)
+        return self.store.replied(job_id, message_id)
 
     def mark_replied(self, job_id: str, message_id: str) -> None:
-        self.consoles.store.mark_replied(job_id, message_id, time.time())
+        self.store.mark_replied(job_id, message_id, time.time())
 
     def run_job(self, coro: Any) -> dict[str, Any]:
         """Run a core coroutine on the service's loop and wait for it."""
@@ -281,7 +291,7 @@ class Consumer:
         if delivery:
             self.broker.mark_replied(job["job_id"], delivery)
         channel.basic_ack(method.delivery_tag)
-        self.broker.consoles.metrics.jobs.labels("done").inc()
+        self.broker.metrics.jobs.labels("done").inc()
         log.info("broker: job %s (%s) done: console %s", job["job_id"], job["action"],
                  reply.get("id"), extra={"console_id": reply.get("id")})
 
@@ -305,7 +315,7 @@ class Consumer:
             self._reply(channel, props, {"result": False, "details": reason,
                                          "job_id": job_id})
         channel.basic_ack(method.delivery_tag)
-        self.broker.consoles.metrics.jobs.labels("dead").inc()
+        self.broker.metrics.jobs.labels("dead").inc()
         log.warning("broker: job dead-lettered: %s", reason)
 
     def _retry(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes,
@@ -322,17 +332,18 @@ class Consumer:
             correlation_id=props.correlation_id, reply_to=props.reply_to,
             app_id=props.app_id))
         channel.basic_ack(method.delivery_tag)
-        self.broker.consoles.metrics.jobs.labels("retried").inc()
+        self.broker.metrics.jobs.labels("retried").inc()
         log.warning("broker: job will be retried in %.0f s (attempt %d): %s",
                     delays[attempts - 1], attempts, reason)
 
 
-def run_with(consoles: Consoles, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-    """Start a broker for *consoles* (and its readiness check); returns its stop function."""
-    broker = Broker(consoles, loop)
+def run_with(parts: Parts, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Start a broker for the service's *parts* (and its readiness check); returns its stop
+    function."""
+    broker = Broker(parts.consoles, parts.events, parts.store, parts.metrics, loop)
     broker.start()
 
     async def ready() -> str | None:
         return None if broker.connected() else "not connected to RabbitMQ"
-    consoles.readiness["broker"] = ready
+    parts.readiness["broker"] = ready
     return broker.stop

@@ -17,7 +17,7 @@ import tempfile
 from typing import Any
 
 from . import config
-from .consoles import ConsoleError
+from .errors import ConsoleError
 
 
 def settings_from(args: argparse.Namespace, **extra: Any) -> config.Settings:
@@ -108,7 +108,7 @@ def console_create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     request: dict[str, Any] = {"target": target_from(args), "user": args.user, "ttl": args.ttl}
     try:
-        reply = asyncio.run(service.build(settings).open(
+        reply = asyncio.run(service.build(settings).consoles.open(
             {k: v for k, v in request.items() if v is not None}, owner="cli"))
     except ConsoleError as e:
         print(f"guacbridge: {e.details}", file=sys.stderr)
@@ -295,12 +295,12 @@ def run_demo(args: argparse.Namespace) -> int:
         parts.append(desktop)
         settings = settings_from(args, guacd=[(guacd.host, guacd.port)],
                              data_dir=args.data_dir or str(workdir / "data"))
-        consoles = service.build(settings)
+        built = service.build(settings)
         announcing: list[asyncio.Future[None]] = []     # held, so the task is not collected
 
         def announce(consoles: Any) -> None:
             announcing.append(asyncio.ensure_future(_announce(consoles, desktop)))
-        asyncio.run(service.run(settings, consoles, on_ready=announce))
+        asyncio.run(service.run(settings, built, on_ready=announce))
     except (demo.PartMissing, demo.PartFailed) as e:
         print(f"guacbridge demo: {e}", file=sys.stderr)
         return 1

@@ -1,143 +1,100 @@
-"""The core: open, inspect, extend and close consoles; start and end their sessions.
+"""The core: opening, inspecting, extending and closing consoles — here and nowhere else.
 
-The HTTP API and the broker both call :class:`Consoles` and nothing below it, so a console
-opened either way follows the same rules. A failure the caller should see is a
-:class:`ConsoleError` with an HTTP status and a ``details`` text that never holds a secret.
+The HTTP API, the broker and the legacy route all call :class:`Consoles`, so a console opened
+any way follows the same rules. A failure the caller should see is a :class:`ConsoleError`
+with an HTTP status and a ``details`` text that never holds a secret. What happens around a
+console lives beside it: its sessions (``sessions.py``), its live tunnels (``live.py``), the
+expiry sweep (``sweeper.py``), the guacamole sink (``guacamole_sink.py``); ``service.py``
+assembles them.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import grants, limits, logs
+from . import console_request, grants, limits, logs
 from .agents import Agent, AgentError
-from .audit import REPORT_EVERY, WATCH_EVERY, Audit, Client, LiveTunnel
-from .audit import iso as _iso
+from .audit import iso
 from .config import Settings
-from .errors import StatusError
-from .grants import Grant, GrantStore, Refused, Target
-from .guacd_pool import GuacdPool
-from .keyring import SecretsError
+from .errors import ConsoleError
+from .events import ConsoleEvents
+from .grants import Grant, GrantStore, Target
+from .guacamole_sink import GuacamoleSink
+from .live import LiveTunnels
 from .metrics import Metrics
 from .recordings import PATH_PARAM, Recordings
-from .store.guacamole_db import GuacamoleDb, SinkRefused, client_url
+from .store import call
+from .store.guacamole_db import client_url
 from .store.sql import StoreUnavailable
 
+__all__ = ["ConsoleError", "Consoles"]
 log = logging.getLogger(__name__)
-
-_REQUEST_FIELDS = {"target", "user", "sink", "extra_token", "ttl", "max_duration", "name",
-                   "recording"}
-TAKEN_OVER = "the console was opened again from this page"
-RECHECK = 10.0   # seconds between re-reads of all live consoles (extensions, removals)
-PROVISIONING_STALE = 60.0   # seconds: a guacamole-sink console still provisioning has crashed
-Stopper = Callable[[str], None]
-
-
-class ConsoleError(StatusError):
-    """What the API answers, the broker dead-letters, the tunnel reports."""
 
 
 class Consoles:
-    def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
-                 clock: Callable[[], float] = time.time,
-                 guacamole: GuacamoleDb | None = None) -> None:
+    def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent], *,
+                 events: ConsoleEvents, live: LiveTunnels, caps: limits.ConsoleCaps,
+                 recordings: Recordings, metrics: Metrics, sink: GuacamoleSink | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
-        self.guacamole = guacamole
         self.agents = dict(agents)
+        self.events = events
+        self.live = live
+        self.caps = caps
+        self.recordings = recordings
+        self.metrics = metrics
+        self.sink = sink
         self.clock = clock
-        self._live: dict[str, set[Stopper]] = {}
-        self._held: dict[str, tuple[str, Stopper]] = {}  # tunnel id → (console id, stop)
-        self._deadlines: dict[str, float] = {}        # of the live consoles, as last read
-        self._watcher: asyncio.Task | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.audit = Audit(store, settings.instance_name, clock)
-        self.recordings = Recordings(settings)
-        self.metrics = Metrics()
-        self.metrics.live.set_function(lambda: sum(map(len, self._live.values())))
-        self.add_listener(self.metrics.on_event)
-        self.guacd_pool = GuacdPool(settings.guacd)       # the tunnels' way to guacd
-        self.metrics.watch_guacd_pool(self.guacd_pool)
-        self.caps = limits.ConsoleCaps(settings.limits_consoles_per_owner,
-                                       settings.limits_consoles_per_target, clock)
-        self.add_listener(self.caps.on_event)
-        # Readiness checks by name: async callables returning None when fine, else why not.
-        self.readiness: dict[str, Callable[[], Awaitable[str | None]]] = {}
 
-    # -- requests -----------------------------------------------------------------------
-
-    async def open(self, request: Any, owner: str,
+    async def open(self, body: Any, owner: str,
                    console_id: str | None = None) -> dict[str, Any]:
-        """Validate a console request, resolve its target, issue a grant; the reply body.
+        """Check a console request, resolve its target, issue a grant; the reply body.
         With *console_id* (the broker's, derived from a job id) a repeat finds the console
         made the first time: a fresh token replaces one never used."""
         if console_id is not None:
-            existing = await self._store(self.store.get, console_id)
+            existing = await call(self.store.get, console_id)
             if existing is not None:
                 return await self._again(existing)
-        if not isinstance(request, Mapping):
-            raise ConsoleError(400, "the request body must be a JSON object")
-        unknown = sorted(set(request) - _REQUEST_FIELDS)
-        if unknown:
-            raise ConsoleError(400, f"unknown field(s): {', '.join(unknown)}")
-        target = request.get("target")
-        if not isinstance(target, Mapping):
-            raise ConsoleError(400, "target is required: an object with agent, protocol, hostname…")
-        sink = request.get("sink") or "direct"
-        sinks = ("direct", "guacamole") if self.guacamole else ("direct",)
-        if sink not in sinks:
-            raise ConsoleError(400 if sink != "guacamole" else 501,
-                               f"sink {sink!r} is not available; use one of: {', '.join(sinks)}")
-        user = _optional_text(request, "user", 128)
-        extra = _optional_text(request, "extra_token", 256)
-        ttl = _seconds(request, "ttl", self.settings.use_by, 3600)
-        duration = _seconds(request, "max_duration", self.settings.duration,
-                            self.settings.max_duration)
-        name = _optional_text(request, "name", 100)
-        if sink == "guacamole" and user is None:
-            raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
-        try:
-            record, record_keys = self.recordings.wanted(request.get("recording"))
-        except ValueError as e:
-            raise ConsoleError(400, str(e)) from None
-
-        agent_name = target.get("agent", "static")
-        agent = self.agents.get(agent_name) if isinstance(agent_name, str) else None
+        settings = self.settings
+        request = console_request.parse(
+            body, use_by=settings.use_by, duration=settings.duration,
+            max_duration=settings.max_duration,
+            sinks=("direct", "guacamole") if self.sink else ("direct",),
+            recording=self.recordings.wanted)
+        agent = self.agents.get(request.agent) if isinstance(request.agent, str) else None
         if agent is None:
-            raise ConsoleError(400, f"unknown agent {agent_name!r}; available: "
+            raise ConsoleError(400, f"unknown agent {request.agent!r}; available: "
                                     f"{', '.join(sorted(self.agents))}")
         started = time.monotonic()
         try:
-            resolved = await agent.resolve(target)
+            resolved = await agent.resolve(request.target)
         except AgentError as e:
             raise ConsoleError(e.status, e.details) from None
         finally:
             self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
 
         now = self.clock()
-        use_by = now + ttl
+        use_by = now + request.ttl
         if resolved.expires_at is not None:
             use_by = min(use_by, resolved.expires_at)
-        token = grants.new_token()
+        token, extra = grants.new_token(), request.extra_token
         console_id = console_id or grants.new_id()
         target = resolved.target
-        if record:    # guacbridge's own parameters: a request can never name a path
-            target = Target(target.protocol, {**target.params,
-                                              **self.recordings.params(console_id, record_keys)})
-        grant = Grant(id=console_id, target=target, owner=owner,
-                      user=user, created_at=now, use_by=use_by, duration=duration,
-                      max_duration=self.settings.max_duration, has_extra=extra is not None)
+        if request.record:    # guacbridge's own parameters: a request can never name a path
+            target = Target(target.protocol, {**target.params, **self.recordings.params(
+                console_id, request.record_keys)})
+        grant = Grant(id=console_id, target=target, owner=owner, user=request.user,
+                      created_at=now, use_by=use_by, duration=request.duration,
+                      max_duration=settings.max_duration, has_extra=extra is not None)
         logs.console_id.set(grant.id)
-        if sink == "guacamole":   # no token to use: the session starts now, in Guacamole
-            grant = dataclasses.replace(grant, consumed_at=now, deadline=now + duration,
+        guacamole = request.sink == "guacamole"
+        if guacamole:   # no token to use: the session starts now, in Guacamole
+            grant = dataclasses.replace(grant, consumed_at=now, deadline=now + grant.duration,
                                         sink="guacamole", sink_state="provisioning")
         params = grant.target.params
         try:
@@ -147,103 +104,79 @@ class Consoles:
             raise ConsoleError(429, e.details) from None
         try:
             try:
-                await self._store(self.store.issue, grant, grants.hash_token(token),
-                                  grants.hash_token(extra) if extra is not None else None)
+                await call(self.store.issue, grant, grants.hash_token(token),
+                           grants.hash_token(extra) if extra is not None else None)
             except grants.Duplicate:      # the same job, racing itself
                 self.caps.release(grant.id)
                 return await self._again(await self._grant(grant.id))
-            if sink == "guacamole":
-                grant = await self._provision(grant, name or f"{params['hostname']} console")
+            if guacamole:
+                assert self.sink is not None
+                grant = await self.sink.provision(
+                    grant, request.name or f"{params['hostname']} console")
         except BaseException:
             self.caps.release(grant.id)
             raise
-        self._emit("opened", grant)
-        await self.record_event(grant.id, "created", owner=owner, user=user, sink=sink,
-                                protocol=grant.target.protocol,
-                                hostname=grant.target.params.get("hostname"))
-        if record:
-            await self.record_event(grant.id, "recording.requested", include_keys=record_keys)
-        if sink == "guacamole":
-            log.info("console %s opened in Guacamole for %s (%s, owner %s)", grant.id, user,
-                     grant.target.protocol, owner)
-            return self.reply(grant)
-        log.info("console %s opened for %s (%s, owner %s)", grant.id, user or "-",
+        self.events.emit("opened", self.reply(grant))
+        await self.events.record(grant.id, "created", owner=owner, user=grant.user,
+                                 sink=grant.sink, protocol=grant.target.protocol,
+                                 hostname=grant.target.params.get("hostname"))
+        if request.record:
+            await self.events.record(grant.id, "recording.requested",
+                                     include_keys=request.record_keys)
+        log.info("console %s opened%s for %s (%s, owner %s)", grant.id,
+                 " in Guacamole" if guacamole else "", grant.user or "-",
                  grant.target.protocol, owner)
+        if guacamole:
+            return self.reply(grant)
         return self.reply(grant, token=token, extra=extra)
 
     async def _again(self, grant: Grant) -> dict[str, Any]:
         """The reply for a console asked for a second time."""
         token = grants.new_token()
-        if grant.sink == "direct" and await self._store(self.store.rotate_token, grant.id,
-                                                        grants.hash_token(token)):
+        if grant.sink == "direct" and await call(self.store.rotate_token, grant.id,
+                                                 grants.hash_token(token)):
             return self.reply(grant, token=token, extra=None)
         return self.reply(grant)
 
-    async def record_event(self, console_id: str, kind: str, **data: Any) -> None:
-        """Add to the console's audit trail (``GET /api/v1/consoles/{id}/events``): a kind and
-        plain facts, never a token or password (such keys raise ValueError). The features'
-        own kinds (``recording.*``, ``share.*``) also go to the listeners, so that the broker
-        publishes them; the lifecycle ones reach the listeners through ``_emit``."""
-        await self.audit.record(console_id, kind, **data)
-        if "." not in kind:
-            return
-        log.info("console %s: %s %s", console_id, kind,
-                 " ".join(f"{k}={v}" for k, v in data.items()))
-        body = {"id": console_id, "event": kind, "at": _iso(self.clock()), **data}
-        for listener in self._listeners:
-            try:
-                listener(kind, body)
-            except Exception:
-                log.exception("console event listener failed")
-
-    def add_listener(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
-        """Called with ("opened" | "extended" | "closed", a reply body without secrets)."""
-        self._listeners.append(listener)
-
-    def _emit(self, event: str, grant: Grant) -> None:
-        if not self._listeners:
-            return
-        body = self.reply(grant)
-        for listener in self._listeners:
-            try:
-                listener(event, body)
-            except Exception:
-                log.exception("console event listener failed")
-
-    async def _provision(self, grant: Grant, name: str) -> Grant:
-        """Write the Guacamole connection; on any failure nothing stays behind."""
-        assert self.guacamole is not None and grant.user is not None
-        try:
-            connection_id = await asyncio.to_thread(
-                self.guacamole.create_connection, grant.id, name, grant.target.protocol,
-                grant.target.params, grant.user)
-        except BaseException as e:
-            # The connection's transaction rolled back: forget the grant too, so that
-            # nothing is left and a retried job can make the console afresh.
-            await self._store(self.store.delete, grant.id)
-            if isinstance(e, SinkRefused):
-                raise ConsoleError(e.status, e.details) from None
-            if isinstance(e, StoreUnavailable):
-                raise ConsoleError(503, f"Guacamole's database is unavailable: {e}") from None
-            log.exception("console %s: writing the Guacamole connection failed", grant.id)
-            raise ConsoleError(502, "writing the connection into Guacamole's database failed;"
-                                    " see the server log") from None
-        await self._store(self.store.set_sink, grant.id, str(connection_id), "ready")
-        return dataclasses.replace(grant, sink_ref=str(connection_id), sink_state="ready")
-
-    async def _store(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """A store call off the event loop; a database that is down is a 503, not a crash,
-        and secrets that no configured key opens are a 500 saying which key."""
-        try:
-            return await asyncio.to_thread(method, *args, **kwargs)
-        except StoreUnavailable as e:
-            raise ConsoleError(503, str(e)) from None
-        except SecretsError as e:
-            log.error("%s", e)
-            raise ConsoleError(500, str(e)) from None
+    # -- inspecting -----------------------------------------------------------------------
 
     async def get(self, console_id: str) -> dict[str, Any]:
         return self.reply(await self._grant(console_id))
+
+    async def current(self, console_id: str) -> Grant | None:
+        return await call(self.store.get, console_id)
+
+    async def history(self, console_id: str) -> dict[str, Any]:
+        """The console's audit trail, oldest first."""
+        await self._grant(console_id)
+        try:
+            events = await self.events.audit.events(console_id)
+        except StoreUnavailable as e:
+            raise ConsoleError(503, str(e)) from None
+        return {"result": True, "details": None, "id": console_id, "events": events}
+
+    async def sessions(self, owner: str | None = None) -> dict[str, Any]:
+        """The consoles in use now (connecting or active), with their tunnel: where it
+        lives, who is at the other end, bytes so far. Only *owner*'s, when given."""
+        audit = self.events.audit
+        await audit.settle()
+        now = self.clock()
+        listed = []
+        for grant, tunnel in await call(self.store.sessions):
+            state = grant.state(now)
+            if state not in ("connecting", "active") or owner not in (None, grant.owner):
+                continue
+            listed.append({
+                "id": grant.id, "state": state, "sink": grant.sink, "owner": grant.owner,
+                "user": grant.user, "target": grant.target.public(),
+                "started_at": iso(grant.consumed_at), "up_at": iso(grant.up_at),
+                "deadline": iso(grant.deadline), "max_deadline": iso(grant.hard_deadline),
+                "reconnecting": grant.has_session and grant.live_tunnel is None,
+                "tunnel": audit.tunnel_view(tunnel)})
+        return {"result": True, "details": None, "instance": audit.instance,
+                "sessions": listed}
+
+    # -- extending and closing ------------------------------------------------------------
 
     async def extend(self, console_id: str, seconds: Any) -> dict[str, Any]:
         """Push the session end back by *seconds*, never past the hard cap."""
@@ -256,331 +189,49 @@ class Consoles:
         if state in ("closed", "expired"):
             raise ConsoleError(409, f"console {console_id} has {state}; open a new one")
         if grant.consumed_at is None:
-            updated = await self._store(
-                self.store.set_deadline, console_id,
-                duration=min(grant.duration + seconds, grant.max_duration))
+            updated = await call(self.store.set_deadline, console_id,
+                                 duration=min(grant.duration + seconds, grant.max_duration))
         else:
             deadline = min(max(grant.deadline or now, now) + seconds, grant.hard_deadline)
-            updated = await self._store(self.store.set_deadline, console_id,
-                                              deadline=deadline)
+            updated = await call(self.store.set_deadline, console_id, deadline=deadline)
+        grant = updated or grant
         log.info("console %s extended by %d s", console_id, seconds)
-        self._emit("extended", updated or grant)
-        await self.record_event(console_id, "extended", seconds=seconds,
-                                deadline=_iso((updated or grant).deadline))
-        return self.reply(updated or grant)
-
-    async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
-        logs.console_id.set(console_id)
-        await self._grant(console_id)
-        now = self.clock()
-        grant = await self._store(self.store.close, console_id, reason, now)
-        self._stop_live(console_id, reason)
-        log.info("console %s closed: %s", console_id, reason)
-        if grant.closed_at == now:      # this call closed it, not an earlier one
-            self._emit("closed", grant)
-            await self.record_event(console_id, "closed", reason=reason)
-        if grant.sink == "guacamole":
-            await self.clean_sinks()
-            grant = await self._store(self.store.get, console_id)
+        self.events.emit("extended", self.reply(grant))
+        await self.events.record(console_id, "extended", seconds=seconds,
+                                 deadline=iso(grant.deadline))
         return self.reply(grant)
 
-    async def clean_sinks(self) -> None:
-        """Remove the Guacamole connections of closed consoles, and of consoles whose
-        provisioning never finished. Idempotent, so several instances may run it at once."""
-        if self.guacamole is None:
-            return
-        now = self.clock()
-        for grant in await self._store(self.store.sinks_to_clean, now, PROVISIONING_STALE):
-            if grant.closed_at is None:
-                await self._store(self.store.close, grant.id, "provisioning did not finish", now)
-            await self._store(self.guacamole.remove_connection, grant.id)
-            await self._store(self.store.set_sink, grant.id, None, "removed")
-            log.info("console %s: its Guacamole connection was removed", grant.id)
-
-    # -- sessions (the tunnel) -----------------------------------------------------------
-
-    async def start_session(self, token: str, extra: str | None, tunnel_id: str,
-                            client: Client | None = None) -> Grant:
-        """A tunnel consumes a one-time token; Refused says why not, in words fit for the
-        browser. Such a console has no reconnect secret: it ends with its tunnel."""
-        if not token:
-            raise Refused("no console token was given")
-        try:
-            grant = await self._store(
-                self.store.consume, grants.hash_token(token),
-                grants.hash_token(extra) if extra else None, self.clock(),
-                tunnel_id=tunnel_id)
-        except Refused as e:
-            await self._refused(e, "tunnel", client)
-            raise
-        self.audit.record_soon(grant.id, "consumed", by="tunnel", tunnel_id=tunnel_id,
-                               **(client or Client()).fields())
-        return grant
-
-    async def open_page_session(self, console_id: str, token: Any, extra: Any,
-                                client: Client | None = None) -> tuple[Grant, str]:
-        """The console page trades the one-time token for a reconnect secret, which lets its
-        tunnels come back after a network drop while the console lives."""
-        if not isinstance(token, str) or not token:
-            raise ConsoleError(400, "token is required")
-        if extra is not None and not isinstance(extra, str):
-            raise ConsoleError(400, "extra must be a string")
-        secret = grants.new_token()
-        try:
-            grant = await self._store(
-                self.store.consume, grants.hash_token(token),
-                grants.hash_token(extra) if extra else None, self.clock(),
-                session_hash=grants.hash_token(secret))
-        except Refused as e:
-            await self._refused(e, "page", client)
-            raise ConsoleError(403, e.reason) from None
-        if grant.id != console_id:    # a token for another console: burn it, say nothing more
-            await self._store(self.store.close, grant.id, "token used on the wrong page",
-                                    self.clock())
-            raise ConsoleError(403, "this token does not belong to this console")
-        log.info("console %s: page session started", grant.id)
-        await self.record_event(grant.id, "consumed", by="page",
-                                **(client or Client()).fields())
-        return grant, secret
-
-    async def _refused(self, refusal: Refused, by: str, client: Client | None) -> None:
-        """A known console's token was refused (used again, expired…): who tried, from where."""
-        if refusal.console_id is not None:
-            await self.record_event(refusal.console_id, "refused", by=by,
-                                    reason=refusal.reason, **(client or Client()).fields())
-
-    async def resume_session(self, console_id: str, secret: str, tunnel_id: str) -> Grant:
-        """A tunnel takes the console over with the page's reconnect secret."""
-        grant = await self._store(self.store.resume, console_id,
-                                        grants.hash_token(secret), tunnel_id, self.clock(),
-                                        self.settings.reconnect_window)
-        self._stop_live(console_id, TAKEN_OVER)
-        return grant
-
-    async def page_grant(self, console_id: str, secret: str) -> Grant:
-        """The grant a page's reconnect secret speaks for; 403 if none."""
-        grant = await self._store(self.store.by_session, console_id,
-                                        grants.hash_token(secret)) if secret else None
-        if grant is None:
-            raise ConsoleError(403, "this page's console session is not valid")
-        return grant
-
-    async def end_tunnel(self, grant: Grant, tunnel_id: str, reason: str, *,
-                         bytes_out: int = 0, bytes_in: int = 0,
-                         seconds: float | None = None) -> None:
-        """A tunnel closed: a page console waits for a reconnect; any other one ends."""
-        await self.audit.tunnel_ended(grant.id, tunnel_id, reason, bytes_out, bytes_in,
-                                      seconds)
-        if grant.has_session:
-            await self._store(self.store.tunnel_ended, grant.id, tunnel_id, self.clock())
-            log.info("console %s: tunnel ended (%s); reconnect possible for %d s", grant.id,
-                     reason, self.settings.reconnect_window)
-        else:
-            await self.end_session(grant.id, reason)
-
-    def attach(self, console_id: str, stop: Stopper,
-               tunnel: LiveTunnel | None = None,
-               deadline: float | None = None) -> Callable[[], None]:
-        """Register a live tunnel so that close() on any instance, the sweeper, a reconnect
-        and its console's deadline (*deadline*, as the tunnel's grant had it; extensions
-        count) can end it; with *tunnel*, it is listed in sessions and audited."""
-        self._live.setdefault(console_id, set()).add(stop)
-        if tunnel is not None:
-            self._held[tunnel.tunnel_id] = (console_id, stop)
-            self.audit.tunnel_started(tunnel)
-        if deadline is not None:
-            self._deadlines[console_id] = deadline
-        if self._wakeup is not None:
-            self._wakeup.set()
-        elif self._watcher is None or self._watcher.done():
-            with contextlib.suppress(RuntimeError):     # no event loop: no tunnel to watch
-                self._watcher = asyncio.get_running_loop().create_task(self._watch_live())
-
-        def detach() -> None:
-            if tunnel is not None:
-                self._held.pop(tunnel.tunnel_id, None)
-                self.audit.tunnels.pop(tunnel.tunnel_id, None)
-            stoppers = self._live.get(console_id)
-            if stoppers is not None:
-                stoppers.discard(stop)
-                if not stoppers:
-                    del self._live[console_id]
-                    self._deadlines.pop(console_id, None)
-        return detach
-
-    async def _watch_live(self) -> None:
-        """One task for all live tunnels (not one each, which cost memory and store reads
-        per tunnel), with three jobs, each one query whatever the number of tunnels:
-
-        - every WATCH_EVERY seconds, end the tunnels of consoles closed lately by any
-          instance: a DELETE answered elsewhere ends the tunnel here at once;
-        - every RECHECK seconds and at the earliest deadline, re-read all live consoles:
-          extensions, deadlines, consoles removed;
-        - every REPORT_EVERY seconds, report the tunnels' byte counts for the sessions list.
-        """
-        jobs = {self._end_closed_elsewhere: WATCH_EVERY, self._check_live: RECHECK,
-                self.audit.report: REPORT_EVERY}
-        last = dict.fromkeys(jobs, -math.inf)
-        last[self.audit.report] = time.monotonic()      # a new tunnel reports itself
-        self._wakeup = wakeup = asyncio.Event()
-        try:
-            while self._live:
-                wakeup.clear()
-                tick = time.monotonic()
-                due = [job for job, every in jobs.items() if tick - last[job] >= every]
-                if self._check_live not in due and \
-                        any(d <= self.clock() for d in self._deadlines.values()):
-                    due.append(self._check_live)
-                failed = False
-                for job in due:
-                    last[job] = tick
-                    try:
-                        await job()
-                    except Exception as e:   # the store is down, say: retried, not in a spin
-                        failed = True
-                        log.warning("watching the live consoles: %s failed: %s",
-                                    job.__name__.strip("_"), e)
-                tick, now = time.monotonic(), self.clock()
-                wait = min([every - (tick - last[job]) for job, every in jobs.items()]
-                           + [d - now for d in self._deadlines.values()])
-                if failed:
-                    wait = max(wait, 1.0)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), max(wait, 0.01))
-        finally:
-            self._wakeup = None
-
-    async def _end_closed_elsewhere(self) -> None:
-        for console_id, reason in await self.audit.closed_lately():
-            if console_id in self._live:
-                self._stop_live(console_id, reason or "closed")
-
-    async def _check_live(self) -> None:
-        ids, held = list(self._live), dict(self._held)   # as they were when the store was read
-        ends = await self._store(self.store.session_ends, ids)
-        now = self.clock()
-        # A page that came back through another instance holds its console now: the tunnel
-        # here that held it before ends (its browser is gone, by a path not noticed yet).
-        for tunnel_id, (console_id, stop) in held.items():
-            holder = ends.get(console_id, (None,) * 4)[3]
-            if holder is not None and holder != tunnel_id and tunnel_id in self._held:
-                stop(TAKEN_OVER)
-        for console_id in ids:
-            if console_id not in self._live:
-                continue
-            end = ends.get(console_id)
-            deadline, closed_at, reason, _ = end if end is not None else (None,) * 4
-            if end is None:
-                why = "console removed"
-            elif closed_at is not None:
-                why = reason or "closed"
-            elif deadline is None or now >= deadline:
-                why = "time limit reached"
-            else:
-                self._deadlines[console_id] = deadline
-                continue
-            self._deadlines.pop(console_id, None)
-            for stop in self._live.pop(console_id, ()):     # stopped once, not at each look
-                stop(why)
-
-    async def end_session(self, console_id: str, reason: str) -> None:
-        now = self.clock()
-        grant = await self._store(self.store.close, console_id, reason, now)
-        if grant is not None and grant.closed_at == now:
-            log.info("console %s ended: %s", console_id, reason)
-            self._emit("closed", grant)
-            await self.record_event(console_id, "closed", reason=reason)
-
-    async def console_up(self, console_id: str) -> None:
-        """The tunnel saw the first frame without an error."""
-        await self._store(self.store.mark_up, console_id, self.clock())
-        log.info("console %s is up", console_id)
-
-    async def current(self, console_id: str) -> Grant | None:
-        return await self._store(self.store.get, console_id)
-
-    async def sweep(self) -> None:
-        """One pass: close expired grants and the tunnels still open on them, and remove
-        the Guacamole connections of ended consoles."""
-        for console_id, reason in await self._store(
-                self.store.expire, self.clock(), self.settings.reconnect_window):
-            self._stop_live(console_id, reason)
-            log.info("console %s closed: %s", console_id, reason)
-            if self._listeners:
-                self._emit("closed", await self._grant(console_id))
-            await self.record_event(console_id, "closed", reason=reason)
-        await self.clean_sinks()
-        await self.remove_old_recordings()
-
-    async def sweep_forever(self, interval: float = 5.0, purge_every: int = 60) -> None:
-        """Sweep every *interval* seconds; every *purge_every* passes, forget consoles
-        closed longer than ``audit_retention`` ago."""
-        passes = 0
-        while True:
-            try:
-                await self.sweep()
-                if passes % purge_every == 0:
-                    await self.purge()
-            except Exception:
-                log.exception("expiry sweep failed; retrying")
-            passes += 1
-            await asyncio.sleep(interval)
-
-    async def purge(self) -> int:
-        """Delete consoles (and their events) closed more than audit_retention ago."""
-        purged = await self._store(self.store.purge,
-                                   self.clock() - self.settings.audit_retention)
-        if purged:
-            log.info("purged %d console(s) closed over %d s ago, with their events", purged,
-                     self.settings.audit_retention)
-        return purged
-
-    async def events(self, console_id: str) -> dict[str, Any]:
-        """The console's audit trail, oldest first."""
+    async def close(self, console_id: str, reason: str = "closed by API") -> dict[str, Any]:
+        """Close a console that exists (404 otherwise); closing twice keeps the first
+        reason."""
+        logs.console_id.set(console_id)
         await self._grant(console_id)
-        try:
-            events = await self.audit.events(console_id)
-        except StoreUnavailable as e:
-            raise ConsoleError(503, str(e)) from None
-        return {"result": True, "details": None, "id": console_id, "events": events}
+        grant = await self.end(console_id, reason)
+        assert grant is not None
+        if grant.sink == "guacamole" and self.sink is not None:
+            await self.sink.clean()
+            grant = await self._grant(console_id)
+        return self.reply(grant)
 
-    async def sessions(self, owner: str | None = None) -> dict[str, Any]:
-        """The consoles in use now (connecting or active), with their tunnel: where it
-        lives, who is at the other end, bytes so far. Only *owner*'s, when given."""
-        await self.audit.settle()
+    async def end(self, console_id: str, reason: str) -> Grant | None:
+        """Close the console and end its tunnels here; told once, by the call that
+        closed it. None if there is no such console."""
         now = self.clock()
-        listed = []
-        for grant, tunnel in await self._store(self.store.sessions):
-            state = grant.state(now)
-            if state not in ("connecting", "active") or owner not in (None, grant.owner):
-                continue
-            listed.append({
-                "id": grant.id, "state": state, "sink": grant.sink, "owner": grant.owner,
-                "user": grant.user, "target": grant.target.public(),
-                "started_at": _iso(grant.consumed_at), "up_at": _iso(grant.up_at),
-                "deadline": _iso(grant.deadline), "max_deadline": _iso(grant.hard_deadline),
-                "reconnecting": grant.has_session and grant.live_tunnel is None,
-                "tunnel": self.audit.tunnel_view(tunnel)})
-        return {"result": True, "details": None, "instance": self.audit.instance,
-                "sessions": listed}
+        grant = await call(self.store.close, console_id, reason, now)
+        self.live.stop(console_id, reason)
+        if grant is not None and grant.closed_at == now:
+            await self.announce_closed(grant, reason)
+        return grant
 
-    async def remove_old_recordings(self) -> None:
-        """Delete recordings kept longer than the retention; each removal is an event."""
-        if not self.recordings.enabled:
-            return
-        for console_id, name in await asyncio.to_thread(self.recordings.remove_expired):
-            await self.record_event(console_id, "recording.removed", file=name,
-                                    reason=f"older than the retention of"
-                                           f" {self.recordings.retention} s")
+    async def announce_closed(self, grant: Grant, reason: str) -> None:
+        """A console has just been closed (by :meth:`end`, or by the store's own expiry):
+        its tunnels end, the listeners hear it, the trail says why."""
+        self.live.stop(grant.id, reason)
+        log.info("console %s closed: %s", grant.id, reason)
+        self.events.emit("closed", self.reply(grant))
+        await self.events.record(grant.id, "closed", reason=reason)
 
-    def stop_all(self, reason: str) -> None:
-        for console_id in list(self._live):
-            self._stop_live(console_id, reason)
-
-    def live_count(self, console_id: str) -> int:
-        return len(self._live.get(console_id, ()))
-
-    # -- replies ------------------------------------------------------------------------
+    # -- replies --------------------------------------------------------------------------
 
     def reply(self, grant: Grant, token: str | None = None,
               extra: str | None = None) -> dict[str, Any]:
@@ -590,13 +241,13 @@ class Consoles:
             "result": True, "details": None, "id": grant.id,
             "state": grant.state(self.clock()), "sink": grant.sink,
             "url": f"{base}/console/{grant.id}",
-            "expires_at": _iso(grant.deadline if grant.consumed_at else grant.use_by),
+            "expires_at": iso(grant.deadline if grant.consumed_at else grant.use_by),
             "target": grant.target.public(), "owner": grant.owner, "user": grant.user,
-            "created_at": _iso(grant.created_at), "use_by": _iso(grant.use_by),
-            "started_at": _iso(grant.consumed_at), "deadline": _iso(grant.deadline),
-            "max_deadline": _iso(grant.hard_deadline), "up_at": _iso(grant.up_at),
-            "closed_at": _iso(grant.closed_at),
-            "close_reason": grant.close_reason, "live_tunnels": self.live_count(grant.id),
+            "created_at": iso(grant.created_at), "use_by": iso(grant.use_by),
+            "started_at": iso(grant.consumed_at), "deadline": iso(grant.deadline),
+            "max_deadline": iso(grant.hard_deadline), "up_at": iso(grant.up_at),
+            "closed_at": iso(grant.closed_at),
+            "close_reason": grant.close_reason, "live_tunnels": self.live.count(grant.id),
             "recording": PATH_PARAM in grant.target.params,
         }
         if grant.sink == "guacamole":
@@ -615,29 +266,7 @@ class Consoles:
         return body
 
     async def _grant(self, console_id: str) -> Grant:
-        grant = await self._store(self.store.get, console_id)
+        grant = await call(self.store.get, console_id)
         if grant is None:
             raise ConsoleError(404, f"no console with id {console_id}")
         return grant
-
-    def _stop_live(self, console_id: str, reason: str) -> None:
-        for stop in list(self._live.get(console_id, ())):
-            stop(reason)
-
-
-def _optional_text(request: Mapping, name: str, limit: int) -> str | None:
-    value = request.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise ConsoleError(400, f"{name} must be a string of 1 to {limit} characters")
-    return value
-
-
-def _seconds(request: Mapping, name: str, default: int, limit: int) -> int:
-    value = request.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-        raise ConsoleError(400, f"{name} must be a whole number of seconds from 1 to {limit}")
-    return value

@@ -74,16 +74,15 @@ class GuacdPool:
                         key=lambda ib: (not ib[1].up, ib[1].live, (ib[0] - turn) % n))
         return [backend for _, backend in ranked]
 
-    async def connect(self, protocol_name: str, params: Mapping[str, str], caps: Capabilities,
+    async def connect(self, protocol: str, params: Mapping[str, str], caps: Capabilities,
                       timeout: float = 15.0) -> GuacdConnection:
-        """A connection through the best guacd, failing over while guacd itself fails.
-        Give it back with :meth:`release`."""
+        """A new connection (of *protocol*: vnc, rdp, ssh…) through the best guacd, failing
+        over while guacd itself fails. Give it back with :meth:`release`."""
         last: GuacdUnavailable | None = None
         for backend in self.order():
             backend.live += 1               # counts now, so concurrent opens spread out
             try:
-                conn = await guacd.connect(backend.address, protocol_name, params, caps,
-                                           timeout)
+                conn = await guacd.connect(backend.address, protocol, params, caps, timeout)
             except GuacdUnavailable as e:
                 backend.live -= 1
                 backend.refusals += 1
@@ -101,6 +100,26 @@ class GuacdPool:
             raise GuacdUnavailable(last.status, f"no guacd of {len(self.backends)} could serve:"
                                                 f" {last.message}")
         raise last
+
+    async def join(self, address: tuple[str, int], connection_id: str,
+                   params: Mapping[str, str], caps: Capabilities,
+                   timeout: float = 15.0) -> GuacdConnection:
+        """Join the connection *connection_id* that the guacd at *address* holds (a viewer
+        of a shared console): there is no choosing, only that guacd has it. Counted against
+        that guacd until :meth:`release`; one outside this pool (another instance's list
+        may differ) is joined all the same."""
+        backend = next((b for b in self.backends if b.address == tuple(address)), None)
+        if backend is not None:
+            backend.live += 1
+        try:
+            conn = await guacd.connect(address, connection_id, params, caps, timeout)
+        except BaseException:
+            if backend is not None:
+                backend.live -= 1
+            raise
+        if backend is not None:
+            self._leases[id(conn)] = (backend, conn)
+        return conn
 
     def release(self, conn: GuacdConnection, lost: bool = False) -> None:
         """Close *conn* and count it out; *lost* (guacd dropped it) probes that guacd now."""

@@ -1,60 +1,138 @@
-"""Assembles the running service from Settings: grant store, agents, core, HTTP server.
+"""Assembles the running service from Settings, and runs it.
 
-``guacbridge serve`` and ``guacbridge demo`` both run through :func:`run`; tests start the
-same thing as a subprocess, the way an operator does.
+:func:`assemble` builds the parts (audit, events, metrics, recordings, the guacd pool, the
+caps and throttles, the live-tunnel registry, the core, sessions, sweeper, shares) and hands
+each its collaborators, so that nothing reaches through another part for a third;
+:func:`build` adds the stores the settings name and the readiness checks. ``guacbridge serve``
+and ``guacbridge demo`` both run through :func:`run`; tests start the same thing as a
+subprocess, the way an operator does.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 
 import tornado.httpserver
 
 from . import tls
-from .agents import load_agents
+from .agents import Agent, load_agents
+from .audit import Audit
 from .config import Settings
 from .consoles import Consoles
-from .store import open_grant_store, open_guacamole_db
+from .events import ConsoleEvents
+from .grants import GrantStore
+from .guacamole_sink import GuacamoleSink
+from .guacd_pool import GuacdPool
+from .limits import ConsoleCaps, Throttle
+from .live import LiveTunnels
+from .metrics import Metrics
+from .recordings import Recordings
+from .sessions import Sessions
+from .shares import Shares
+from .store import open_grant_store, open_guacamole_db, open_share_store
+from .store.guacamole_db import GuacamoleDb
 from .store.sql import StoreUnavailable
+from .sweeper import Sweeper
 from .web.app import make_app
+from .web.drain import Drain
 
 log = logging.getLogger(__name__)
+Check = Callable[[], Awaitable[str | None]]   # None when fine, else why not
 
 
-def build(settings: Settings) -> Consoles:
-    consoles = Consoles(settings, open_grant_store(settings), load_agents(settings),
-                        guacamole=open_guacamole_db(settings))
-    add_readiness_checks(consoles)
-    return consoles
+@dataclasses.dataclass
+class Parts:
+    """One instance's parts, as :func:`assemble` wired them."""
+    settings: Settings
+    store: GrantStore
+    audit: Audit
+    events: ConsoleEvents
+    metrics: Metrics
+    recordings: Recordings
+    pool: GuacdPool                 # the tunnels' way to guacd
+    caps: ConsoleCaps
+    live: LiveTunnels
+    consoles: Consoles
+    sessions: Sessions
+    sweeper: Sweeper
+    shares: Shares
+    create_throttle: Throttle
+    connect_throttle: Throttle
+    drain: Drain
+    guacamole: GuacamoleDb | None = None
+    readiness: dict[str, Check] = dataclasses.field(default_factory=dict)   # by name
 
 
-def add_readiness_checks(consoles: Consoles) -> None:
+def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent], *,
+             clock: Callable[[], float] = time.time,
+             guacamole: GuacamoleDb | None = None) -> Parts:
+    audit = Audit(store, settings.instance_name, clock)
+    events = ConsoleEvents(audit)
+    metrics = Metrics()
+    events.add_listener(metrics.on_event)
+    recordings = Recordings(settings)
+    pool = GuacdPool(settings.guacd)
+    metrics.watch_guacd_pool(pool)
+    caps = ConsoleCaps(settings.limits_consoles_per_owner, settings.limits_consoles_per_target,
+                       clock)
+    events.add_listener(caps.on_event)
+    live = LiveTunnels(store, audit, clock)
+    metrics.live.set_function(live.total)
+    sink = GuacamoleSink(guacamole, store, clock) if guacamole is not None else None
+    consoles = Consoles(settings, store, agents, events=events, live=live, caps=caps,
+                        recordings=recordings, metrics=metrics, sink=sink, clock=clock)
+    return Parts(
+        settings=settings, store=store, audit=audit, events=events, metrics=metrics,
+        recordings=recordings, pool=pool, caps=caps, live=live, consoles=consoles,
+        sessions=Sessions(settings, store, consoles, live, events, audit, clock),
+        sweeper=Sweeper(settings, store, consoles, events, recordings, sink, clock),
+        shares=Shares(consoles, events, open_share_store(store)),
+        create_throttle=Throttle("console creations", settings.limits_create_per_key,
+                                 settings.limits_create_per_address),
+        connect_throttle=Throttle("tunnel connects", None,
+                                  settings.limits_connect_per_address),
+        drain=Drain(), guacamole=guacamole)
+
+
+def build(settings: Settings) -> Parts:
+    """The parts with the stores the settings name, and what /readyz asks."""
+    parts = assemble(settings, open_grant_store(settings), load_agents(settings),
+                     guacamole=open_guacamole_db(settings))
+    add_readiness_checks(parts)
+    return parts
+
+
+def add_readiness_checks(parts: Parts) -> None:
     """What /readyz asks: some guacd of the pool is up, the databases answer."""
+    store = parts.store
+
     async def grant_store() -> str | None:
         try:
-            await asyncio.to_thread(consoles.store.get, "00000000-0000-0000-0000-000000000000")
+            await asyncio.to_thread(store.get, "00000000-0000-0000-0000-000000000000")
         except StoreUnavailable as e:
             return str(e)
         return None
-    consoles.readiness.update(guacd=consoles.guacd_pool.check, grant_store=grant_store)
-    if consoles.recordings.enabled:
-        consoles.recordings.prepare()
+    parts.readiness.update(guacd=parts.pool.check, grant_store=grant_store)
+    recordings = parts.recordings
+    if recordings.enabled:
+        recordings.prepare()
 
-        async def recordings() -> str | None:
-            return await asyncio.to_thread(consoles.recordings.check)
-        consoles.readiness["recordings"] = recordings
-    if consoles.guacamole is not None:
-        guacamole = consoles.guacamole
-
+        async def recordings_dir() -> str | None:
+            return await asyncio.to_thread(recordings.check)
+        parts.readiness["recordings"] = recordings_dir
+    guacamole = parts.guacamole
+    if guacamole is not None:
         async def guacamole_db() -> str | None:
             try:
                 await asyncio.to_thread(lambda: guacamole.url.connect().close())
             except StoreUnavailable as e:
                 return str(e)
             return None
-        consoles.readiness["guacamole_db"] = guacamole_db
+        parts.readiness["guacamole_db"] = guacamole_db
 
 
 class HttpServer(tornado.httpserver.HTTPServer):
@@ -67,7 +145,7 @@ class HttpServer(tornado.httpserver.HTTPServer):
         return super().start_request(server_conn, request_conn)
 
 
-async def run(settings: Settings, consoles: Consoles | None = None,
+async def run(settings: Settings, parts: Parts | None = None,
               on_ready: Callable[[Consoles], None] | None = None, http: bool = True) -> None:
     """Serve until SIGINT or SIGTERM: the HTTP side (unless *http* is off, as for
     ``guacbridge worker``), the sweeper, and the broker consumer when an AMQP URL is set.
@@ -76,11 +154,11 @@ async def run(settings: Settings, consoles: Consoles | None = None,
     to a new tunnel (another instance, when one shares the port or the proxy and the grant
     store), let jobs in flight finish, wait up to ``drain_seconds`` for the tunnels to go,
     then close what is left. A second signal cuts the wait short."""
-    consoles = consoles or build(settings)
+    parts = parts or build(settings)
     server = drain = None
     if http:
-        app = make_app(consoles)
-        drain = app.settings["drain"]
+        app = make_app(parts)
+        drain = parts.drain
         server = HttpServer(app, ssl_options=tls.server_context(settings),
                             max_body_size=64 * 1024,
                             trusted_downstream=list(settings.trusted_proxies))
@@ -90,9 +168,9 @@ async def run(settings: Settings, consoles: Consoles | None = None,
         log.info("guacbridge listening on %s:%d (%s), public URL %s, guacd %s", host, port,
                  "https" if settings.tls_cert else "http", settings.base_url,
                  ", ".join(f"{h}:{p}" for h, p in settings.guacd))
-    sweeper = asyncio.ensure_future(consoles.sweep_forever())
+    sweeper = asyncio.ensure_future(parts.sweeper.forever())
     if http:
-        consoles.guacd_pool.start()       # tunnels and /readyz use its view of guacd
+        parts.pool.start()       # tunnels and /readyz use its view of guacd
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -100,9 +178,9 @@ async def run(settings: Settings, consoles: Consoles | None = None,
     stop_broker = None
     if settings.amqp_url:
         from . import broker
-        stop_broker = broker.run_with(consoles, loop)
+        stop_broker = broker.run_with(parts, loop)
     if on_ready:
-        on_ready(consoles)
+        on_ready(parts.consoles)
     await stopping.wait()
     stopping.clear()
     if server is not None:
@@ -110,7 +188,7 @@ async def run(settings: Settings, consoles: Consoles | None = None,
 
     async def shutting_down() -> str:
         return "shutting down: live consoles are moving to another instance"
-    consoles.readiness["accepting"] = shutting_down    # load balancers: send no one here
+    parts.readiness["accepting"] = shutting_down    # load balancers: send no one here
     drained = None
     if drain is not None:
         asked = drain.announce("The console service is restarting.")
@@ -129,6 +207,6 @@ async def run(settings: Settings, consoles: Consoles | None = None,
         if drain.close():
             log.info("closed the tunnels that had not moved")
     sweeper.cancel()
-    consoles.guacd_pool.stop()
-    consoles.stop_all("the console service is shutting down")
+    parts.pool.stop()
+    parts.live.stop_all("the console service is shutting down")
     await asyncio.sleep(0.2)   # let close frames and end records go out

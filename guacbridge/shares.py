@@ -6,7 +6,7 @@ viewer's page trades the link's token for a secret of its own, and its tunnel jo
 guacd connection the console's owner holds (``select $<connection id>``). Shares end with the
 console, or when the owner or an API caller revokes them; the viewer's tunnel ends then with
 a status that says so. A playback link (mode ``playback``) works the same way for the player
-page. Events go to the console's history through ``Consoles.record_event``.
+page. Events go to the console's history through ``ConsoleEvents.record``.
 """
 from __future__ import annotations
 
@@ -17,17 +17,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import grants
-from .consoles import ConsoleError, Consoles, _iso
+from .audit import iso as _iso
+from .consoles import Consoles
+from .errors import ConsoleError
+from .events import ConsoleEvents
 from .grants import Grant, Refused
 from .status import Status
+from .store import call
 from .store.shares import Share, ShareStore
-from .store.sql import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 MODES = ("view", "control")
 MAX_TTL = 3600              # seconds a share link may wait for its first use
 PLAYBACK_SECONDS = 3600     # how long a player page may fetch the recording once opened
+RECHECK_VIEWER = 5.0        # seconds between a viewer's looks at its share (revoked elsewhere)
 ViewerStop = Callable[[Status, str, str], None]    # (Guacamole status, message, reason)
 
 
@@ -54,11 +58,12 @@ class Viewer:
 
 
 class Shares:
-    def __init__(self, consoles: Consoles, store: ShareStore) -> None:
+    def __init__(self, consoles: Consoles, events: ConsoleEvents, store: ShareStore) -> None:
         self.consoles = consoles
+        self.events = events
         self.store = store
         self._viewers: dict[str, dict[str, ViewerStop]] = {}   # console id → share id → stop
-        consoles.add_listener(self._on_event)
+        events.add_listener(self._on_event)
 
     # -- links ----------------------------------------------------------------------------
 
@@ -93,15 +98,15 @@ class Shares:
         token = grants.new_token()
         share = Share(id=grants.new_id(), console_id=console_id, mode=mode,
                       created_by=created_by, created_at=now, use_by=now + ttl)
-        await self._store(self.store.issue, share, grants.hash_token(token))
+        await call(self.store.issue, share, grants.hash_token(token))
         if mode != "playback":
-            await self.consoles.record_event(console_id, "share.created", share_id=share.id,
+            await self.events.record(console_id, "share.created", share_id=share.id,
                                              mode=mode, by=created_by)
         return self.reply(share, token)
 
     async def list(self, console_id: str) -> dict[str, Any]:
         grant = await self._grant(console_id)
-        shares = await self._store(self.store.of_console, console_id)
+        shares = await call(self.store.of_console, console_id)
         if grant.closed_at is not None:   # ended with it, even before that is written down
             shares = [s if s.ended_at is not None else dataclasses.replace(
                 s, ended_at=grant.closed_at, end_reason="the console ended", live_tunnel=None)
@@ -110,16 +115,16 @@ class Shares:
                 "shares": [self.reply(s) for s in shares]}
 
     async def revoke(self, console_id: str, share_id: str, by: str) -> dict[str, Any]:
-        share = await self._store(self.store.get, share_id)
+        share = await call(self.store.get, share_id)
         if share is None or share.console_id != console_id or share.mode == "playback":
             raise ConsoleError(404, f"console {console_id} has no share {share_id}")
         if share.ended_at is None:
-            share = await self._store(self.store.end, share_id, f"revoked by {by}",
+            share = await call(self.store.end, share_id, f"revoked by {by}",
                                       self.consoles.clock())
             self._stop_viewer(console_id, share_id, Status.SESSION_CLOSED,
                               "The console's owner has stopped sharing it with you.",
                               f"share revoked by {by}")
-            await self.consoles.record_event(console_id, "share.revoked", share_id=share_id, by=by)
+            await self.events.record(console_id, "share.revoked", share_id=share_id, by=by)
         return self.reply(share)
 
     def reply(self, share: Share, token: str | None = None) -> dict[str, Any]:
@@ -149,17 +154,17 @@ class Shares:
             raise ConsoleError(400, "token is required")
         secret = grants.new_token()
         try:
-            share = await self._store(self.store.consume, grants.hash_token(token),
+            share = await call(self.store.consume, grants.hash_token(token),
                                       grants.hash_token(secret), viewer,
                                       self.consoles.clock())
         except Refused as e:
             raise ConsoleError(403, e.reason) from None
         if share.console_id != console_id or (share.mode == "playback") != playback:
-            await self._store(self.store.end, share.id, "link used on the wrong page",
+            await call(self.store.end, share.id, "link used on the wrong page",
                               self.consoles.clock())
             raise ConsoleError(403, "this link does not belong to this page")
         if not playback:
-            await self.consoles.record_event(console_id, "share.joined", share_id=share.id,
+            await self.events.record(console_id, "share.joined", share_id=share.id,
                                              mode=share.mode, viewer=viewer)
         return share, f"{share.id}.{secret}"
 
@@ -168,7 +173,7 @@ class Shares:
         """The share a secret speaks for, if it still holds and is of one of *modes* (a
         viewer's secret never fetches a recording, a player's never joins); else Refused."""
         share_id, _, raw = (secret or "").partition(".")
-        share = await self._store(self.store.by_session, share_id,
+        share = await call(self.store.by_session, share_id,
                                   grants.hash_token(raw)) if raw else None
         if share is None or share.console_id != console_id or share.mode not in modes:
             raise Refused("this shared view's session is not valid" if modes == MODES
@@ -195,15 +200,15 @@ class Shares:
         grant = await self.consoles.current(console_id)
         if grant is None or grant.closed_at is not None:
             raise Refused("the console has ended")
-        live = await self._store(self.store.live, console_id)
+        live = await call(self.store.live, console_id)
         if live is None:
             raise OwnerAway(OwnerAway.MESSAGE)
         self._stop_viewer(console_id, share.id, Status.SESSION_CLOSED,
                           "This shared view was opened again elsewhere.", "opened again")
-        await self._store(self.store.set_tunnel, share.id, tunnel_id)
-        await self.consoles.record_event(console_id, "share.watching", share_id=share.id,
+        await call(self.store.set_tunnel, share.id, tunnel_id)
+        await self.events.record(console_id, "share.watching", share_id=share.id,
                                          mode=share.mode)
-        return Viewer(share, grant, *live)
+        return Viewer(share, grant, live.address, live.connection_id)
 
     def attach_viewer(self, console_id: str, share_id: str,
                       stop: ViewerStop) -> Callable[[], None]:
@@ -218,19 +223,41 @@ class Shares:
         return detach
 
     async def viewer_left(self, share: Share, tunnel_id: str, reason: str) -> None:
-        await self._store(self.store.set_tunnel, share.id, None, only_if=tunnel_id)
-        await self.consoles.record_event(share.console_id, "share.left", share_id=share.id,
+        await call(self.store.set_tunnel, share.id, None, only_if=tunnel_id)
+        await self.events.record(share.console_id, "share.left", share_id=share.id,
                                          reason=reason)
 
     async def still_joined(self, viewer: Viewer) -> str | None:
         """None while the viewer may stay; else why not (for the tunnel's periodic look)."""
-        share = await self._store(self.store.get, viewer.share.id)
+        share = await call(self.store.get, viewer.share.id)
         if share is None or share.ended_at is not None:
             return share.end_reason if share else "share removed"
-        live = await self._store(self.store.live, viewer.share.console_id)
-        if live is None or live[1] != viewer.connection_id:
+        live = await call(self.store.live, viewer.share.console_id)
+        if live is None or live.connection_id != viewer.connection_id:
             return "owner away"       # gone, or on a new connection: the page comes back
         return None
+
+    async def watch_viewer(self, viewer: Viewer, fail: ViewerStop,
+                           stop: Callable[[str], None]) -> None:
+        """For as long as a viewer's tunnel lives: it ends (*fail* with a status, or *stop*
+        with a reason) with its share (revoked, here or on another instance), with the
+        owner's connection, and with the console."""
+        console_id = viewer.share.console_id
+        while True:
+            grant = await self.consoles.current(console_id)
+            now = self.consoles.clock()
+            if grant is not None and grant.closed_at is None:
+                gone = await self.still_joined(viewer)
+                if gone == "owner away":
+                    return fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
+                if gone is not None:
+                    return fail(Status.SESSION_CLOSED, f"This shared view has ended: {gone}.",
+                                gone)
+            if grant is None or grant.closed_at is not None:
+                return stop(grant.close_reason if grant else "console removed")
+            if grant.deadline is None or now >= grant.deadline:
+                return stop("time limit reached")
+            await asyncio.sleep(min(grant.deadline - now, RECHECK_VIEWER))
 
     def watching(self, console_id: str) -> int:
         return len(self._viewers.get(console_id, {}))
@@ -239,12 +266,12 @@ class Shares:
 
     async def owner_connected(self, console_id: str, address: tuple[str, int],
                               connection_id: str) -> None:
-        await self._store(self.store.set_live, console_id, address, connection_id,
+        await call(self.store.set_live, console_id, address, connection_id,
                           self.consoles.clock())
 
     async def owner_left(self, console_id: str, connection_id: str) -> None:
         """Viewers follow the owner: their page comes back to the owner's next connection."""
-        await self._store(self.store.clear_live, console_id, connection_id)
+        await call(self.store.clear_live, console_id, connection_id)
         if not self._viewers.get(console_id):
             return
         grant = await self.consoles.current(console_id)
@@ -264,13 +291,13 @@ class Shares:
 
     async def _console_closed(self, console_id: str, reason: str | None) -> None:
         try:
-            ended = await self._store(self.store.end_console, console_id,
+            ended = await call(self.store.end_console, console_id,
                                       f"the console ended ({reason})", self.consoles.clock())
         except ConsoleError:
             log.warning("console %s: its shares could not be ended now", console_id)
             ended = []
         for share_id in ended:
-            await self.consoles.record_event(console_id, "share.ended", share_id=share_id,
+            await self.events.record(console_id, "share.ended", share_id=share_id,
                                              reason="the console ended")
 
     def _end_viewers(self, console_id: str, reason: str | None) -> None:
@@ -297,9 +324,3 @@ class Shares:
         if grant is None:
             raise ConsoleError(404, f"no console with id {console_id}")
         return grant
-
-    async def _store(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await asyncio.to_thread(method, *args, **kwargs)
-        except StoreUnavailable as e:
-            raise ConsoleError(503, str(e)) from None

@@ -2,11 +2,34 @@
 ``guacbridge.grants.GrantStore``, and the guacamole sink's writer."""
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from .. import keyring
 from ..config import ConfigError, Settings
+from ..errors import ConsoleError
 from ..grants import GrantStore
 from .guacamole_db import GuacamoleDb, GuacamoleOptions
 from .shares import ShareStore
+from .sql import StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def call(method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A store call off the event loop (they block on the database). A database that is
+    down is a 503, not a crash; secrets that no configured key opens are a 500 saying which
+    key (the operator must act)."""
+    try:
+        return await asyncio.to_thread(method, *args, **kwargs)
+    except StoreUnavailable as e:
+        raise ConsoleError(503, str(e)) from None
+    except keyring.SecretsError as e:
+        log.error("%s", e)
+        raise ConsoleError(500, str(e)) from None
 
 
 def open_grant_store(settings: Settings, need_keys: bool = True) -> GrantStore:

@@ -28,10 +28,10 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     request = handler.request
-    consoles = getattr(handler, "consoles", None)
-    if consoles is not None:
-        consoles.metrics.requests.labels(type(handler).__name__, request.method,
-                                         str(status)).inc()
+    metrics = getattr(handler, "metrics", None)
+    if metrics is not None:
+        metrics.requests.labels(type(handler).__name__, request.method,
+                                str(status)).inc()
     access_log.log(level, "%d %s %s %s %.1fms", status, request.method, redact(request.path),
                    request.remote_ip, 1000.0 * request.request_time())
 

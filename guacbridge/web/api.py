@@ -13,7 +13,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources as importlib_resources
 from typing import Any
 
@@ -21,10 +21,11 @@ import tornado.web
 
 from .. import apikeys
 from ..apikeys import ApiKey
-from ..consoles import ConsoleError, Consoles
-from ..limits import Limited
+from ..errors import ConsoleError
+from ..guacd_pool import GuacdPool
+from ..limits import Limited, Throttle
 from ..metrics import CONTENT_TYPE
-from .access import RedactedLogging
+from .base import JsonBase
 
 log = logging.getLogger(__name__)
 OPENAPI = importlib_resources.files("guacbridge").joinpath("schemas/openapi.json").read_bytes()
@@ -47,13 +48,12 @@ def answers(method: Callable[..., Awaitable[None] | None]) -> Callable[..., Awai
     return wrapper
 
 
-class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
-    def initialize(self, consoles: Consoles) -> None:
-        self.consoles = consoles
+class JsonHandler(JsonBase):
+    """The API's endpoints; those that need more than the base take it in their own
+    ``initialize``."""
 
     def set_default_headers(self) -> None:
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
+        super().set_default_headers()
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def send(self, body: dict[str, Any], status: int = 200) -> None:
@@ -86,7 +86,7 @@ class JsonHandler(RedactedLogging, tornado.web.RequestHandler):
     def api_key(self, scope: str) -> ApiKey:
         """The API key presented as a bearer token, if it holds *scope*: 401 when there is
         no valid key, 403 when the key is valid but lacks the scope (RFC 6750 section 3)."""
-        keys = self.consoles.settings.api_keys
+        keys = self.config.api_keys
         scheme, _, secret = self.request.headers.get("Authorization", "").partition(" ")
         if not keys:
             raise ConsoleError(401, "no API keys are configured: set GUACBRIDGE_API_KEYS")
@@ -119,9 +119,14 @@ _NEEDS = {"create": "open consoles", "read": "read consoles", "extend": "extend 
 
 
 class ConsolesHandler(JsonHandler):
+    def initialize(self, create_throttle: Throttle,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
+        self.throttle = create_throttle
+
     @answers
     async def post(self) -> None:
-        throttle = self.application.settings["create_throttle"]
+        throttle = self.throttle
         throttle.check_address(self.request.remote_ip)    # before the key: guesses count
         key = self.api_key("create")
         throttle.check_key(key.name)
@@ -147,7 +152,7 @@ class ExtendHandler(JsonHandler):
     async def post(self, console_id: str) -> None:
         await self.owned(console_id, self.api_key("extend"))
         body = self.json_object()
-        seconds = body.get("seconds", self.consoles.settings.duration)
+        seconds = body.get("seconds", self.config.duration)
         self.send(await self.consoles.extend(console_id, seconds))
 
 
@@ -161,15 +166,21 @@ class HealthHandler(JsonHandler):
 class ReadyHandler(JsonHandler):
     """Readiness: guacd, the databases and the broker answer; each guacd of the pool."""
 
+    def initialize(self, readiness: Mapping[str, Callable[[], Awaitable[str | None]]],
+                   pool: GuacdPool, **base: Any) -> None:  # type: ignore[override]
+        super().initialize(**base)
+        self.readiness = readiness
+        self.pool = pool
+
     async def get(self) -> None:
-        checks = self.consoles.readiness
+        checks = dict(self.readiness)
         results = await asyncio.gather(*(check() for check in checks.values()),
                                        return_exceptions=True)
         report = {name: "ok" if result is None else str(result)
                   for name, result in zip(checks, results)}
         ready = all(value == "ok" for value in report.values())
         self.send({"status": "ready" if ready else "not ready", "checks": report,
-                   "guacd": self.consoles.guacd_pool.status()}, 200 if ready else 503)
+                   "guacd": self.pool.status()}, 200 if ready else 503)
 
 
 class OpenApiHandler(JsonHandler):
@@ -182,7 +193,7 @@ class OpenApiHandler(JsonHandler):
 class MetricsHandler(JsonHandler):
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE)
-        self.finish(self.consoles.metrics.render())
+        self.finish(self.metrics.render())
 
 
 class NotFoundHandler(JsonHandler):

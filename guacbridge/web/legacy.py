@@ -16,8 +16,8 @@ import json
 import logging
 from typing import Any
 
-from ..consoles import ConsoleError
-from ..limits import Limited
+from ..errors import ConsoleError
+from ..limits import Limited, Throttle
 from .base import JsonBase
 
 log = logging.getLogger(__name__)
@@ -27,14 +27,18 @@ ROUTE = (r"/([^/]+)/skey/([^/]+)/id/([^/]+)/ovirt/pass/([^/]+)/port/([^/]+)"
 
 
 class LegacyHandler(JsonBase):
+    def initialize(self, create_throttle: Throttle,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
+        self.throttle = create_throttle
+
     def answer(self, status: int, result: str, debug: str, message: str = "") -> None:
         self.set_status(status)
         self.finish(json.dumps({"Result": result, "Debug": debug, "Message": message}))
 
     async def get(self, host: str, key: str, name: str, password: str, port: str,
                   location: str) -> None:
-        settings = self.consoles.settings
-        throttle = self.application.settings["create_throttle"]
+        settings, throttle = self.config, self.throttle
         try:
             throttle.check_address(self.request.remote_ip)
         except Limited as e:

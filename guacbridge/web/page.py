@@ -10,6 +10,8 @@ import tornado.web
 from .. import resources
 from ..audit import Client
 from ..grants import Grant
+from ..limits import Throttle
+from ..sessions import Sessions
 from .access import RedactedLogging
 from .api import JsonHandler, answers
 
@@ -50,19 +52,28 @@ class StaticHandler(RedactedLogging, tornado.web.StaticFileHandler):
 
 
 class PageApiHandler(JsonHandler):
+    """The page's own calls: authorised by its reconnect secret (``sessions``); spending a
+    token is throttled per address like a tunnel connect."""
+
+    def initialize(self, sessions: Sessions, connect_throttle: Throttle,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
+        self.sessions = sessions
+        self.throttle = connect_throttle
+
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Referrer-Policy", "no-referrer")
 
     async def grant(self, console_id: str) -> Grant:
-        return await self.consoles.page_grant(console_id,
+        return await self.sessions.page_grant(console_id,
                                               self.request.headers.get(SESSION_HEADER, ""))
 
     def status(self, grant: Grant, **extra: Any) -> dict[str, Any]:
         now = self.consoles.clock()
         return {"result": True, "details": None, "id": grant.id, "state": grant.state(now),
                 "now": now, "deadline": grant.deadline, "max_deadline": grant.hard_deadline,
-                "extend_step": self.consoles.settings.extend_step, "warn_before": WARN_BEFORE,
+                "extend_step": self.config.extend_step, "warn_before": WARN_BEFORE,
                 "protocol": grant.target.protocol, **extra}
 
 
@@ -71,9 +82,9 @@ class PageSessionHandler(PageApiHandler):
     async def post(self, console_id: str) -> None:
         """Trade the one-time token (in the body, never in a URL) for a reconnect secret."""
         # Like a tunnel connect: it spends a token, so guessing is slowed per address.
-        self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
+        self.throttle.check_address(self.request.remote_ip)
         body = self.json_object()
-        grant, secret = await self.consoles.open_page_session(
+        grant, secret = await self.sessions.open_page(
             console_id, body.get("token"), body.get("extra"),
             Client(self.request.remote_ip, self.request.headers.get("User-Agent")))
         self.send(self.status(grant, session=secret), 201)
@@ -87,7 +98,7 @@ class PageExtendHandler(PageApiHandler):
     @answers
     async def post(self, console_id: str) -> None:
         await self.grant(console_id)
-        await self.consoles.extend(console_id, self.consoles.settings.extend_step)
+        await self.consoles.extend(console_id, self.config.extend_step)
         self.send(self.status(await self.grant(console_id)))
 
 
@@ -99,13 +110,13 @@ class PageCloseHandler(PageApiHandler):
         self.send(self.status(await self.grant(console_id)))
 
 
-def routes(consoles: Any) -> list[tuple]:
+def routes(c: dict[str, Any], base_url: str) -> list[tuple]:
+    """*c*: what PageApiHandler takes."""
     html = str(resources.folder("html"))
     js = resources.guacamole_js()
-    c = {"consoles": consoles}
     uuid = r"([0-9a-f-]{36})"
     return [
-        (rf"/console/{uuid}", PageHandler, {"csp": csp(consoles.settings.base_url)}),
+        (rf"/console/{uuid}", PageHandler, {"csp": csp(base_url)}),
         (rf"/console/{uuid}/session", PageSessionHandler, c),
         (rf"/console/{uuid}/extend", PageExtendHandler, c),
         (rf"/console/{uuid}/close", PageCloseHandler, c),

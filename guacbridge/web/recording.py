@@ -13,9 +13,10 @@ from typing import Any
 import tornado.web
 
 from .. import resources
-from ..consoles import ConsoleError, Consoles
+from ..consoles import Consoles
+from ..errors import ConsoleError
 from ..grants import Refused
-from ..recordings import PATH_PARAM, RecordingError, RecordingFile
+from ..recordings import PATH_PARAM, RecordingError, RecordingFile, Recordings
 from ..shares import Shares
 from .access import RedactedLogging
 from .api import JsonHandler, answers
@@ -25,24 +26,24 @@ CHUNK = 256 * 1024
 PLAYBACK_HEADER = "X-Playback-Session"
 
 
-async def describe(consoles: Consoles, console_id: str) -> dict[str, Any]:
+async def describe(consoles: Consoles, recordings: Recordings,
+                   console_id: str) -> dict[str, Any]:
     grant = await consoles.current(console_id)
     if grant is None:
         raise ConsoleError(404, f"no console with id {console_id}")
     try:
-        return await asyncio.to_thread(consoles.recordings.describe, console_id,
+        return await asyncio.to_thread(recordings.describe, console_id,
                                        PATH_PARAM in grant.target.params,
                                        grant.consumed_at is not None)
     except RecordingError as e:
         raise ConsoleError(e.status, e.details) from None
 
 
-async def send_file(handler: tornado.web.RequestHandler, consoles: Consoles, console_id: str,
-                    part: int) -> None:
+async def send_file(handler: tornado.web.RequestHandler, recordings: Recordings,
+                    console_id: str, part: int) -> None:
     """Stream one recording file: guacd's own protocol, as text."""
     try:
-        found: RecordingFile = await asyncio.to_thread(consoles.recordings.file, console_id,
-                                                       part)
+        found: RecordingFile = await asyncio.to_thread(recordings.file, console_id, part)
         f = await asyncio.to_thread(found.path.open, "rb")
     except RecordingError as e:
         raise ConsoleError(e.status, e.details) from None
@@ -67,9 +68,16 @@ async def send_file(handler: tornado.web.RequestHandler, consoles: Consoles, con
 
 
 class WithShares(JsonHandler):
-    def initialize(self, consoles: Consoles, shares: Shares) -> None:   # type: ignore[override]
-        super().initialize(consoles)
+    """The endpoints of shares and recordings (player links are shares)."""
+
+    def initialize(self, shares: Shares, recordings: Recordings,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
         self.shares = shares
+        self.recordings = recordings
+
+    async def describe(self, console_id: str) -> dict[str, Any]:
+        return await describe(self.consoles, self.recordings, console_id)
 
 
 class RecordingApiHandler(WithShares):
@@ -77,17 +85,17 @@ class RecordingApiHandler(WithShares):
     async def get(self, console_id: str) -> None:
         key = self.api_key("read")
         await self.owned(console_id, key)
-        body = await describe(self.consoles, console_id)
+        body = await self.describe(console_id)
         link = await self.shares.playback_link(console_id, key.name)
         self.send({"result": True, "details": None, "id": console_id, **body, **link})
 
 
-class RecordingFileApiHandler(JsonHandler):
+class RecordingFileApiHandler(WithShares):
     @answers
     async def get(self, console_id: str, part: str) -> None:
         await self.owned(console_id, self.api_key("read"))
-        await describe(self.consoles, console_id)
-        await send_file(self, self.consoles, console_id, int(part))
+        await self.describe(console_id)
+        await send_file(self, self.recordings, console_id, int(part))
 
 
 class PlayerPageHandler(RedactedLogging, tornado.web.RequestHandler):
@@ -109,10 +117,10 @@ class PlayerSessionHandler(WithShares):
         body = self.json_object()
         share, secret = await self.shares.join(console_id, body.get("token"),
                                                self.request.remote_ip or "", playback=True)
-        await self.consoles.record_event(console_id, "recording.played", by=share.created_by,
-                                         viewer=share.viewer)
+        await self.shares.events.record(console_id, "recording.played",
+                                        by=share.created_by, viewer=share.viewer)
         self.send({"result": True, "details": None, "id": console_id, "session": secret,
-                   **await describe(self.consoles, console_id)}, 201)
+                   **await self.describe(console_id)}, 201)
 
 
 class PlayerFileHandler(WithShares):
@@ -124,16 +132,15 @@ class PlayerFileHandler(WithShares):
                                         modes=("playback",))
         except Refused as e:
             raise ConsoleError(403, e.reason) from None
-        await send_file(self, self.consoles, console_id, int(part))
+        await send_file(self, self.recordings, console_id, int(part))
 
 
-def routes(consoles: Consoles, shares: Shares) -> list[tuple]:
-    c = {"consoles": consoles}
-    cs = {"consoles": consoles, "shares": shares}
+def routes(cs: dict[str, Any]) -> list[tuple]:
+    """*cs*: what WithShares takes."""
     uuid = r"([0-9a-f-]{36})"
     return [
         (rf"/api/v1/consoles/{uuid}/recording", RecordingApiHandler, cs),
-        (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,3}})", RecordingFileApiHandler, c),
+        (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,3}})", RecordingFileApiHandler, cs),
         (rf"/recording/{uuid}", PlayerPageHandler),
         (rf"/recording/{uuid}/session", PlayerSessionHandler, cs),
         (rf"/recording/{uuid}/file/(\d{{1,3}})", PlayerFileHandler, cs),

@@ -17,4 +17,4 @@ class EventsHandler(JsonHandler):
     @answers
     async def get(self, console_id: str) -> None:
         await self.owned(console_id, self.api_key("read"))
-        self.send(await self.consoles.events(console_id))
+        self.send(await self.consoles.history(console_id))

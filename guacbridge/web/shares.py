@@ -5,8 +5,8 @@ reconnect secret) and for the viewer's page (``/console/{id}/join``). Thin: ever
 """
 from __future__ import annotations
 
-from ..consoles import Consoles
-from ..shares import Shares
+from typing import Any
+
 from .api import answers
 from .page import PageApiHandler
 from .recording import WithShares
@@ -78,13 +78,13 @@ class JoinHandler(PageApiHandler, WithShares):
         self.send(self.status(grant, share=share.id, mode=share.mode))
 
 
-def routes(consoles: Consoles, shares: Shares) -> list[tuple]:
-    cs = {"consoles": consoles, "shares": shares}
+def routes(cs: dict[str, Any], page: dict[str, Any]) -> list[tuple]:
+    """*cs*: what WithShares takes; *page*: what the page's handlers take besides."""
     uuid = r"([0-9a-f-]{36})"
     return [
         (rf"/api/v1/consoles/{uuid}/shares", SharesApiHandler, cs),
         (rf"/api/v1/consoles/{uuid}/shares/{uuid}", ShareApiHandler, cs),
-        (rf"/console/{uuid}/shares", PageSharesHandler, cs),
-        (rf"/console/{uuid}/shares/{uuid}/revoke", PageRevokeHandler, cs),
-        (rf"/console/{uuid}/join", JoinHandler, cs),
+        (rf"/console/{uuid}/shares", PageSharesHandler, {**cs, **page}),
+        (rf"/console/{uuid}/shares/{uuid}/revoke", PageRevokeHandler, {**cs, **page}),
+        (rf"/console/{uuid}/join", JoinHandler, {**cs, **page}),
     ]

@@ -2,7 +2,7 @@
 
 It speaks guacamole-common-js's WebSocketTunnel protocol (subprotocol ``guacamole``; the
 tunnel id first; pings answered here, never forwarded) and nothing else: tokens are the
-core's business (``Consoles.start_session``), the handshake is ``guacd.connect``'s.
+sessions' business (``Sessions.start``), the handshake is the guacd pool's.
 
 Hot path: each read from guacd (up to 64 KiB) becomes at most one WebSocket message holding
 the whole instructions it completed, found by the Framer without building objects. Awaiting
@@ -18,39 +18,36 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable
 
 import tornado.websocket
 
-from .. import config, guacd, logs, parameters, protocol
+from .. import config, guacd, logs, protocol
 from ..audit import Client, LiveTunnel
-from ..consoles import ConsoleError, Consoles
+from ..config import Settings
+from ..consoles import Consoles
+from ..errors import ConsoleError
 from ..grants import Grant, Refused
 from ..guacd import Capabilities, GuacdConnection, GuacdError
-from ..limits import Limited
+from ..guacd_pool import GuacdPool
+from ..limits import Limited, Throttle
+from ..live import LiveTunnels
+from ..metrics import Metrics
+from ..sessions import Sessions
 from ..shares import OwnerAway, Shares, Viewer
 from ..status import Status
 from .access import RedactedLogging
-from .drain import RESTART_OPCODE
+from .drain import RESTART_OPCODE, Drain
+from .idle import MSG_IDLE_WARNING, IdleWatch
+from .tunnel_input import MAX_MESSAGE, display, error_in, from_browser
 
 log = logging.getLogger(__name__)
 
-_TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
-# The longest browser message, in code points; one instruction is at most
-# protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
-MAX_MESSAGE = 2**20
 _DISCONNECT = protocol.encode("disconnect")   # a clean end, either way
-# guacbridge's own `msg` code, not a Guacamole status (guacamole-common-js hands `msg` to
-# Client.onmsg, and html/notices.js takes it from there): the tunnel ends for inactivity in
-# args[0] seconds unless a key or the mouse is used. Guacamole's own codes are small numbers
-# (1: user joined, 2: user left).
-MSG_IDLE_WARNING = 0x4701
 _INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")  # instructions that count as a person's input
 _INPUT_INSIDE = tuple(b";" + opcode for opcode in _INPUT)
-_RECHECK_VIEWER = 5.0   # a viewer's tunnel also looks at its share (revoked elsewhere)
 
 
 def websocket_code(status: int) -> int:
@@ -63,16 +60,23 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     # so the larger ones get our CLIENT_OVERRUN; past this Tornado closes with 1009 itself.
     max_message_size = 4 * MAX_MESSAGE
 
-    def initialize(self, consoles: Consoles, shares: Shares) -> None:
+    def initialize(self, consoles: Consoles, sessions: Sessions, live: LiveTunnels,
+                   pool: GuacdPool, shares: Shares, metrics: Metrics, settings: Settings,
+                   drain: Drain, connect_throttle: Throttle) -> None:
         self.consoles = consoles
+        self.sessions = sessions
+        self.live = live
+        self.pool = pool
         self.shares = shares
+        self.metrics = metrics
+        self.settings_ = settings
+        self.drain = drain
+        self.throttle = connect_throttle
         self.viewer: Viewer | None = None    # set when this tunnel joins through a share
         self.connection_id = ""
-        self.settings_ = consoles.settings
         self.tunnel_id = str(uuid.uuid4())
         self.grant: Grant | None = None
         self.conn: GuacdConnection | None = None
-        self.pool = consoles.guacd_pool
         self.guacd_lost = False    # guacd's connection died under us: its probe runs now
         self.inbound = protocol.Framer()
         self.tasks: list[asyncio.Task] = []
@@ -80,9 +84,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.unregister = lambda: None
         self.bytes_out = self.bytes_in = 0
         self.end_recorded = False
-        self.opened_at = self.last_input = time.monotonic()
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._warned_for: float | None = None    # the input time the last warning counted from
+        self.opened_at = time.monotonic()
+        self.idle: IdleWatch | None = None       # the owner's input counts, when configured
 
     def check_origin(self, origin: str) -> bool:
         """A browser names the page that opens the tunnel: the service's own pages and the
@@ -117,97 +120,116 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         return None   # blobs are already compressed images; deflate only burns CPU
 
     async def open(self) -> None:
+        """Who is connecting, a guacd connection for them, then the pumps: each step ends
+        the tunnel with a status the browser shows when it cannot go on."""
         self.set_nodelay(True)
         self.write_message(protocol.encode("", self.tunnel_id))
         try:    # before the token is looked at: guessing is slowed, no token is spent
-            self.application.settings["connect_throttle"].check_address(self.request.remote_ip)
+            self.throttle.check_address(self.request.remote_ip)
         except Limited as e:
             return self.fail(Status.CLIENT_TOO_MANY, e.details)
-        arg = self.get_query_argument
         try:
-            caps = Capabilities(width=_int(arg("width", "1024"), 1, 8192),
-                                height=_int(arg("height", "768"), 1, 8192),
-                                dpi=_int(arg("dpi", "96"), 24, 960),
-                                timezone=_timezone(arg("timezone", "")))
-            layout = _layout(arg("layout", ""))
+            caps, layout = display(self.get_query_argument)
         except ValueError as e:
             return self.fail(Status.CLIENT_BAD_REQUEST, str(e))
-        try:
-            if arg("share", ""):
-                self.viewer = await self.shares.start_viewer(arg("console", ""), arg("share"),
-                                                             self.tunnel_id)
-                grant = self.viewer.grant
-            elif arg("session", ""):
-                grant = await self.consoles.resume_session(arg("console", ""), arg("session"),
-                                                           self.tunnel_id)
-            else:
-                grant = await self.consoles.start_session(arg("token", ""),
-                                                          arg("extra", "") or None,
-                                                          self.tunnel_id, self._client())
-        except Refused as e:
-            log.info("tunnel refused: %s", e.reason)
-            return self.fail(Status.CLIENT_UNAUTHORIZED, e.reason)
-        except OwnerAway as e:
-            return self.fail(Status.UPSTREAM_UNAVAILABLE, str(e))
-        except ConsoleError as e:
-            log.warning("tunnel not opened: %s", e.details)
-            if e.status != 503:       # e.g. its secrets do not open: the operator must act
-                return self.fail(Status.SERVER_ERROR, "the console's connection details cannot"
-                                                      " be read; the service's log says why")
-            return self.fail(Status.UPSTREAM_UNAVAILABLE, "the console service cannot reach"
-                                                          " its database; try again shortly")
+        grant = await self._who_connects()
+        if grant is None:
+            return
         self.grant = grant
         logs.console_id.set(grant.id)     # on every log line of this tunnel from here on
         if self.end_reason is not None:   # the browser left while the token was checked
             return await self._record_end()
         caps.name = grant.user
-        params = grant.target.params
-        if layout and grant.target.protocol == "rdp":
-            params = {**params, "server-layout": layout}
-        try:
-            if self.viewer is not None:    # join the owner's connection
-                conn = await guacd.connect(self.viewer.address, self.viewer.connection_id,
-                                           self.viewer.params, caps,
-                                           self.settings_.handshake_timeout)
-            else:
-                conn = await self.pool.connect(grant.target.protocol, params, caps,
-                                               self.settings_.handshake_timeout)
-        except GuacdError as e:
-            log.warning("console %s: guacd handshake failed: %s", grant.id, e)
-            if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone
-                return self.fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
-            return self.fail(e.status, e.message, f"guacd: {e.message}")
+        conn = await self._connect(grant, caps, layout)
+        if conn is None:
+            return
         if self.end_reason is not None:   # the browser left during the handshake
             self.pool.release(conn)
             return await self._record_end()
+        await self._register(grant, conn)
+
+    async def _who_connects(self) -> Grant | None:
+        """The console this tunnel may show: a viewer's share, the page's reconnect secret,
+        or a one-time token. None when refused (the tunnel is failing then)."""
+        arg = self.get_query_argument
+        try:
+            if arg("share", ""):
+                self.viewer = await self.shares.start_viewer(arg("console", ""), arg("share"),
+                                                             self.tunnel_id)
+                return self.viewer.grant
+            if arg("session", ""):
+                return await self.sessions.resume(arg("console", ""), arg("session"),
+                                                  self.tunnel_id)
+            return await self.sessions.start(arg("token", ""), arg("extra", "") or None,
+                                             self.tunnel_id, self._client())
+        except Refused as e:
+            log.info("tunnel refused: %s", e.reason)
+            self.fail(Status.CLIENT_UNAUTHORIZED, e.reason)
+        except OwnerAway as e:
+            self.fail(Status.UPSTREAM_UNAVAILABLE, str(e))
+        except ConsoleError as e:
+            log.warning("tunnel not opened: %s", e.details)
+            if e.status != 503:       # e.g. its secrets do not open: the operator must act
+                self.fail(Status.SERVER_ERROR, "the console's connection details cannot be"
+                                               " read; the service's log says why")
+            else:
+                self.fail(Status.UPSTREAM_UNAVAILABLE, "the console service cannot reach its"
+                                                       " database; try again shortly")
+        return None
+
+    async def _connect(self, grant: Grant, caps: Capabilities,
+                       layout: str | None) -> GuacdConnection | None:
+        """A guacd connection through the pool: the owner's a new one, a viewer joins the
+        owner's. None when guacd says no (the tunnel is failing then)."""
+        timeout = self.settings_.handshake_timeout
+        try:
+            if self.viewer is not None:
+                return await self.pool.join(self.viewer.address, self.viewer.connection_id,
+                                            self.viewer.params, caps, timeout)
+            params = grant.target.params
+            if layout and grant.target.protocol == "rdp":
+                params = {**params, "server-layout": layout}
+            return await self.pool.connect(grant.target.protocol, params, caps, timeout)
+        except GuacdError as e:
+            log.warning("console %s: guacd handshake failed: %s", grant.id, e)
+            if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone
+                self.fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
+            else:
+                self.fail(e.status, e.message, f"guacd: {e.message}")
+            return None
+
+    async def _register(self, grant: Grant, conn: GuacdConnection) -> None:
+        """The tunnel is up: whatever ends consoles (and restarts) can reach it, and the
+        pumps run."""
         self.conn = conn
         self.connection_id = conn.connection_id
-        self.consoles.metrics.handshake.observe(conn.handshake_seconds)
-        drain = self.application.settings.get("drain")
-        undrain = drain.add(self) if drain is not None else lambda: None
+        self.metrics.handshake.observe(conn.handshake_seconds)
+        undrain = self.drain.add(self)
         if self.viewer is not None:
             detach = self.shares.attach_viewer(grant.id, self.viewer.share.id, self.fail)
         else:
-            detach = self.consoles.attach(grant.id, self.stop, LiveTunnel(
+            detach = self.live.attach(grant.id, self.stop, LiveTunnel(
                 self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
                 lambda: (self.bytes_out, self.bytes_in)), grant.deadline)
         self.unregister = lambda: (detach(), undrain())
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  conn.version.number)
-        # The core watches owners' deadlines and closes for all tunnels at once; a viewer
-        # also watches its share, which may be revoked on another instance.
+        # The live-tunnel registry watches owners' deadlines and closes for all tunnels at
+        # once; a viewer also watches its share, which may be revoked on another instance.
         self.tasks = [asyncio.ensure_future(self._from_guacd(conn))]
         if self.viewer is not None:
-            self.tasks.append(asyncio.ensure_future(self._watch_share(grant.id)))
+            self.tasks.append(asyncio.ensure_future(
+                self.shares.watch_viewer(self.viewer, self.fail, self.stop)))
         else:    # the desktop flows meanwhile: where shares join needs no hurry
             try:
                 await self.shares.owner_connected(grant.id, conn.address, conn.connection_id)
             except ConsoleError as e:     # the console works; only sharing it does not
                 log.warning("console %s: cannot be shared now: %s", grant.id, e.details)
-        if self.settings_.idle_timeout and self.viewer is None:   # the owner's input counts
-            self.last_input = time.monotonic()      # counted from the tunnel being up
-            self._check_idle()
+        if self.settings_.idle_timeout and self.viewer is None:
+            self.idle = IdleWatch(self.settings_.idle_timeout, self.settings_.idle_warning,
+                                  self._warn_idle, self._end_idle)
+            self.idle.start()
 
     async def _from_guacd(self, conn: GuacdConnection) -> None:
         """guacd → browser, in whole instructions, one message per read.
@@ -223,7 +245,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             if text:
                 self.bytes_out += len(text)
                 await self.write_message(text)
-                status, message = _error_in(text)
+                status, message = error_in(text)
             read, feed = conn.reader.read, conn.framer.feed
             grant = self.grant
             assert grant is not None            # set before this task starts
@@ -237,14 +259,14 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     self.bytes_out += len(text)
                     await self.write_message(text)
                     if "5.error," in text:
-                        status, message = _error_in(text)
+                        status, message = error_in(text)
                     elif text.endswith(_DISCONNECT):   # guacd's last words, socket left open
                         break
                     elif not up and "4.sync," in text:
                         # guacd's ready came before the server was reached: the first
                         # frame is when the console is really up.
                         up = True
-                        asyncio.ensure_future(self.consoles.console_up(grant.id))
+                        asyncio.ensure_future(self.sessions.up(grant.id))
         except tornado.websocket.WebSocketClosedError:
             return
         except protocol.ProtocolError as e:
@@ -253,8 +275,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             text = ""
         if not status and not text.endswith(_DISCONNECT):
             return self._lost()
-        self.fail(status, message, f"guacd: {message}" if status else "guacd ended the session",
-                  send_error=False)
+        # guacd's own error (or its goodbye) has reached the browser already
+        self.end(status, f"guacd: {message}" if status else "guacd ended the session")
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """browser → guacd; internal instructions (ping) are answered here.
@@ -285,8 +307,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if not data or self.conn is None:
             return self._echoed(reply)
         self.bytes_in += len(data)
-        if data.startswith(_INPUT) or any(opcode in data for opcode in _INPUT_INSIDE):
-            self.last_input = time.monotonic()
+        if self.idle is not None and (data.startswith(_INPUT)
+                                      or any(opcode in data for opcode in _INPUT_INSIDE)):
+            self.idle.last_input = time.monotonic()
         writer = self.conn.writer
         if writer.is_closing():
             return self._lost()
@@ -318,57 +341,20 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.fail(Status.UPSTREAM_ERROR, "The connection to guacd was lost.",
                   "guacd: connection lost")
 
-    async def _watch_share(self, console_id: str) -> None:
-        """A viewer ends with its share (revoked, here or on another instance), with the
-        owner's connection, and with the console."""
-        assert self.viewer is not None
-        while True:
-            grant = await self.consoles.current(console_id)
-            now = self.consoles.clock()
-            if grant is not None and grant.closed_at is None:
-                gone = await self.shares.still_joined(self.viewer)
-                if gone == "owner away":
-                    return self.fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, gone)
-                if gone is not None:
-                    return self.fail(Status.SESSION_CLOSED, f"This shared view has ended:"
-                                     f" {gone}.", gone)
-            if grant is None or grant.closed_at is not None:
-                return self.stop(grant.close_reason if grant else "console removed")
-            if grant.deadline is None or now >= grant.deadline:
-                return self.stop("time limit reached")
-            await asyncio.sleep(min(grant.deadline - now, _RECHECK_VIEWER))
-
     def _client(self) -> Client:
         return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
 
-    def _check_idle(self) -> None:
-        """End the console after ``idle_timeout`` seconds without key or mouse input, warning
-        the page ``idle_warning`` seconds before (a ``msg`` it shows; input in between
-        cancels). A timer, not a task: an idle console should cost little memory."""
-        if self.end_reason is not None:
-            return
-        timeout, warning = self.settings_.idle_timeout, self.settings_.idle_warning
-        last = self.last_input
-        idle = time.monotonic() - last
-        loop = asyncio.get_running_loop()
-        if idle < timeout - warning:
-            self._idle_timer = loop.call_later(timeout - warning - idle, self._check_idle)
-            return
-        if idle < timeout:
-            if self._warned_for != last:
-                self._warned_for = last
-                left = round(timeout - idle)
-                with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-                    self.write_message(protocol.encode(
-                        "msg", MSG_IDLE_WARNING, left,
-                        f"The console closes in {left} s unless you use the keyboard or mouse."))
-            self._idle_timer = loop.call_later(timeout - idle, self._check_idle)
-            return
-        reason = f"no keyboard or mouse input for {timeout} s"
+    def _warn_idle(self, left: int) -> None:
+        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+            self.write_message(protocol.encode(
+                "msg", MSG_IDLE_WARNING, left,
+                f"The console closes in {left} s unless you use the keyboard or mouse."))
+
+    def _end_idle(self, reason: str) -> None:
         grant = self.grant
         self.fail(Status.SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
         if grant is not None:
-            asyncio.ensure_future(self.consoles.end_session(grant.id, reason))
+            asyncio.ensure_future(self.consoles.end(grant.id, reason))
 
     def stop(self, reason: str) -> None:
         """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
@@ -386,18 +372,25 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.fail(Status.UPSTREAM_UNAVAILABLE, "The console service is restarting; reconnect.",
                   "the console service is shutting down")
 
-    def fail(self, status: int, message: str, reason: str | None = None,
-             send_error: bool = True) -> None:
-        """Tell the browser why (an ``error`` instruction), record the end, then close the
-        WebSocket with the status, so that whoever sees the close also sees the record."""
+    def fail(self, status: int, message: str, reason: str | None = None) -> None:
+        """End the tunnel for a failure: tell the browser why (an ``error`` instruction with
+        *status* and *message*), then :meth:`end`."""
         if self.end_reason is not None:
             return
-        self.end_reason = reason or message
-        if send_error and status != Status.SUCCESS and self.ws_connection is not None:
+        if self.ws_connection is not None:
             try:
                 self.write_message(protocol.encode("error", message, status))
             except tornado.websocket.WebSocketClosedError:
                 pass
+        self.end(status, reason or message)
+
+    def end(self, status: int, reason: str) -> None:
+        """End the tunnel (the first call counts): let go of guacd, record the end, then
+        close the WebSocket with *status*'s close code, so that whoever sees the close also
+        sees the record."""
+        if self.end_reason is not None:
+            return
+        self.end_reason = reason
         self._release()
         asyncio.ensure_future(self._end(status))
 
@@ -413,8 +406,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         for task in self.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        if self.idle is not None:
+            self.idle.cancel()
         if self.conn is not None:
             # guacd 1.3.0 does not notice a closed socket until its 15 s user timeout, and
             # keeps the connection (and its recording) open that long: say goodbye.
@@ -434,79 +427,20 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return
         self.end_recorded = True
         reason = self.end_reason or "closed"
-        self.consoles.metrics.tunnel_bytes.labels("to_browser").inc(self.bytes_out)
-        self.consoles.metrics.tunnel_bytes.labels("to_guacd").inc(self.bytes_in)
+        self.metrics.tunnel_bytes.labels("to_browser").inc(self.bytes_out)
+        self.metrics.tunnel_bytes.labels("to_guacd").inc(self.bytes_in)
         try:
             if self.viewer is not None:     # a viewer leaving never ends the console
                 await self.shares.viewer_left(self.viewer.share, self.tunnel_id, reason)
             else:
                 if self.connection_id:
                     await self.shares.owner_left(grant.id, self.connection_id)
-                await self.consoles.end_tunnel(grant, self.tunnel_id, reason,
-                                               bytes_out=self.bytes_out,
-                                               bytes_in=self.bytes_in,
-                                               seconds=time.monotonic() - self.opened_at)
+                await self.sessions.tunnel_ended(grant, self.tunnel_id, reason,
+                                                 bytes_out=self.bytes_out,
+                                                 bytes_in=self.bytes_in,
+                                                 seconds=time.monotonic() - self.opened_at)
         except Exception:
             log.exception("console %s: could not record the tunnel's end", grant.id)
         log.info("console %s: tunnel closed after %.1f s (%d chars out, %d in): %s",
                  grant.id, time.monotonic() - self.opened_at, self.bytes_out,
                  self.bytes_in, reason)
-
-
-def from_browser(framer: protocol.Framer, message: str) -> tuple[bytes, str]:
-    """One browser message → (bytes for guacd, internal replies for the browser).
-
-    All or nothing: :meth:`Framer.feed` returns nothing of a chunk it refuses, so a message
-    with any malformed or over-limit part raises ProtocolError and none of it is forwarded,
-    not even the valid instructions before the bad one."""
-    text = framer.feed(message)
-    replies = ""
-    if text.startswith("0.") or ";0." in text:
-        forward, echo = [], []
-        for raw in protocol.split(text):
-            if not protocol.is_internal(raw):
-                forward.append(raw)
-            elif protocol.parse(raw)[1:2] == ["ping"]:
-                echo.append(raw)
-        text, replies = "".join(forward), "".join(echo)
-    try:
-        return text.encode(), replies
-    except UnicodeEncodeError:     # a lone surrogate: Tornado never passes one, but say so
-        raise protocol.ProtocolError("text that is not valid Unicode") from None
-
-
-def _int(value: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {value[:20]!r}") from None
-    if not low <= number <= high:
-        raise ValueError(f"{number} is outside {low}..{high}")
-    return number
-
-
-def _layout(value: str) -> str | None:
-    if not value:
-        return None
-    if value not in parameters.RDP_LAYOUTS:
-        raise ValueError(f"unknown keyboard layout {value[:32]!r}")
-    return value
-
-
-def _timezone(value: str) -> str | None:
-    if not value:
-        return None
-    if not _TIMEZONE.match(value):
-        raise ValueError("timezone must be an IANA name such as Europe/Berlin")
-    return value
-
-
-def _error_in(text: str) -> tuple[Status, str]:
-    """The status and message of an ``error`` instruction in *text*, if there is one."""
-    for raw in protocol.split(text):
-        if raw.startswith("5.error,"):
-            elements = protocol.parse(raw)
-            if len(elements) >= 3 and elements[2].isdigit():
-                return Status.of(int(elements[2])), elements[1]
-            return Status.SERVER_ERROR, elements[1] if len(elements) > 1 else "guacd error"
-    return Status.SUCCESS, ""

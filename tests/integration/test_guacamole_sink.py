@@ -12,8 +12,9 @@ from db_fixtures import TEST_KEYS
 
 from guacbridge import config
 from guacbridge.agents import load_agents
-from guacbridge.consoles import ConsoleError, Consoles
+from guacbridge.consoles import ConsoleError
 from guacbridge.store.guacamole_db import GuacamoleDb, GuacamoleOptions
+from guacbridge.service import assemble
 from guacbridge.store.mysql import MysqlGrantStore
 
 pytestmark = pytest.mark.integration
@@ -39,14 +40,14 @@ def databases(mariadb):
     return ours, theirs, mariadb.root(theirs.rsplit("/", 1)[1])
 
 
-def make_consoles(ours, theirs, clock=None, db_class=GuacamoleDb, **options):
+def make_parts(ours, theirs, clock=None, db_class=GuacamoleDb, **options):
     settings = config.load(env={}, mysql_url=ours, guacamole_db_url=theirs, guacamole_url=WEB,
                            guacd="10.9.9.9:4822",
                            **{f"guacamole_{k}": v for k, v in options.items()})
     db = db_class(theirs, GuacamoleOptions(
         web_url=WEB, group=settings.guacamole_group, user_group=settings.guacamole_user_group,
         missing_user=settings.guacamole_missing_user, guacd=settings.guacd[0]))
-    return Consoles(settings, MysqlGrantStore(ours, TEST_KEYS), load_agents(settings),
+    return assemble(settings, MysqlGrantStore(ours, TEST_KEYS), load_agents(settings),
                     clock=clock or Clock(), guacamole=db)
 
 
@@ -115,8 +116,8 @@ def rows(conn, sql, *args):
         return cur.fetchall()
 
 
-def open_console(consoles, **request):
-    return asyncio.run(consoles.open({"target": TARGET, "sink": "guacamole", **request},
+def open_console(parts, **request):
+    return asyncio.run(parts.consoles.open({"target": TARGET, "sink": "guacamole", **request},
                                      owner="portal"))
 
 
@@ -124,7 +125,7 @@ def test_a_console_request_makes_a_connection_the_user_sees_ready_to_click(datab
     ours, theirs, conn = databases
     add_user(conn, "alice")
     add_user(conn, "bob")
-    reply = open_console(make_consoles(ours, theirs), user="alice", name="web-12")
+    reply = open_console(make_parts(ours, theirs), user="alice", name="web-12")
     connection_id = int(reply["guacamole"]["connection_id"])
     assert visible(conn, "alice") == {connection_id}
     assert visible(conn, "bob") == set()
@@ -149,7 +150,7 @@ def test_read_can_go_to_a_user_group_and_counts_only_while_it_is_enabled(databas
     carol = add_user(conn, "carol")
     add_user(conn, "dave")
     add_group(conn, "support", [carol])
-    reply = open_console(make_consoles(ours, theirs, user_group="support"), user="carol")
+    reply = open_console(make_parts(ours, theirs, user_group="support"), user="carol")
     connection_id = int(reply["guacamole"]["connection_id"])
     assert visible(conn, "carol") == {connection_id}
     assert visible(conn, "dave") == set()
@@ -160,13 +161,13 @@ def test_read_can_go_to_a_user_group_and_counts_only_while_it_is_enabled(databas
 def test_a_group_path_is_made_readable_on_every_level(databases):
     ours, theirs, conn = databases
     add_user(conn, "erin")
-    reply = open_console(make_consoles(ours, theirs, group="Consoles/Temporary"), user="erin")
+    reply = open_console(make_parts(ours, theirs, group="Consoles/Temporary"), user="erin")
     connection_id = int(reply["guacamole"]["connection_id"])
     groups = rows(conn, "SELECT connection_group_id, connection_group_name, parent_id"
                         " FROM guacamole_connection_group ORDER BY connection_group_id")
     assert [(g[1], g[2]) for g in groups] == [("Consoles", None), ("Temporary", groups[0][0])]
     assert visible(conn, "erin") == {connection_id}
-    second = open_console(make_consoles(ours, theirs, group="Consoles/Temporary"), user="erin")
+    second = open_console(make_parts(ours, theirs, group="Consoles/Temporary"), user="erin")
     assert len(rows(conn, "SELECT 1 FROM guacamole_connection_group")) == 2   # reused
     assert visible(conn, "erin") == {connection_id, int(second["guacamole"]["connection_id"])}
 
@@ -174,10 +175,10 @@ def test_a_group_path_is_made_readable_on_every_level(databases):
 def test_an_unknown_user_is_refused_unless_creating_users_is_configured(databases):
     ours, theirs, conn = databases
     with pytest.raises(ConsoleError) as e:
-        open_console(make_consoles(ours, theirs), user="mallory")
+        open_console(make_parts(ours, theirs), user="mallory")
     assert e.value.status == 404 and "no user 'mallory'" in e.value.details
     assert rows(conn, "SELECT * FROM guacamole_connection") == ()
-    reply = open_console(make_consoles(ours, theirs, missing_user="create"), user="frank")
+    reply = open_console(make_parts(ours, theirs, missing_user="create"), user="frank")
     assert visible(conn, "frank") == {int(reply["guacamole"]["connection_id"])}
     (digest, salt), = rows(conn, "SELECT password_hash, password_salt FROM guacamole_user u"
                                  " JOIN guacamole_entity e USING (entity_id) WHERE name='frank'")
@@ -188,9 +189,9 @@ def test_an_unknown_user_is_refused_unless_creating_users_is_configured(database
 def test_colliding_names_get_a_number(databases):
     ours, theirs, conn = databases
     add_user(conn, "alice")
-    consoles = make_consoles(ours, theirs)
+    parts = make_parts(ours, theirs)
     for _ in range(3):
-        open_console(consoles, user="alice", name="web-12")
+        open_console(parts, user="alice", name="web-12")
     names = [r[0] for r in rows(conn, "SELECT connection_name FROM guacamole_connection"
                                       " ORDER BY connection_id")]
     assert names == ["web-12", "web-12 (2)", "web-12 (3)"]
@@ -200,35 +201,35 @@ def test_the_sweeper_removes_the_connection_at_the_deadline_and_keeps_history(da
     ours, theirs, conn = databases
     add_user(conn, "alice")
     clock = Clock()
-    consoles = make_consoles(ours, theirs, clock=clock)
-    reply = open_console(consoles, user="alice", max_duration=600)
+    parts = make_parts(ours, theirs, clock=clock)
+    reply = open_console(parts, user="alice", max_duration=600)
     connection_id = int(reply["guacamole"]["connection_id"])
     rows(conn, "INSERT INTO guacamole_connection_history (username, connection_id,"
                " connection_name, start_date) VALUES ('alice', %s, 'web', NOW())", connection_id)
 
     clock.now += 599
-    asyncio.run(consoles.sweep())
+    asyncio.run(parts.sweeper.sweep())
     assert visible(conn, "alice") == {connection_id}          # not yet
     clock.now += 2
-    asyncio.run(consoles.sweep())
+    asyncio.run(parts.sweeper.sweep())
     assert visible(conn, "alice") == set()
     for table in ("connection", "connection_parameter", "connection_permission",
                   "connection_attribute"):
         assert rows(conn, f"SELECT 1 FROM guacamole_{table}") == ()
     assert rows(conn, "SELECT username, connection_id FROM guacamole_connection_history") \
         == (("alice", None),)
-    shown = asyncio.run(consoles.get(reply["id"]))
+    shown = asyncio.run(parts.consoles.get(reply["id"]))
     assert shown["state"] == "closed" and shown["guacamole"]["state"] == "removed"
 
 
 def test_extend_and_close_work_for_guacamole_consoles(databases):
     ours, theirs, conn = databases
     add_user(conn, "alice")
-    consoles = make_consoles(ours, theirs)
-    reply = open_console(consoles, user="alice", max_duration=600)
-    extended = asyncio.run(consoles.extend(reply["id"], 600))
+    parts = make_parts(ours, theirs)
+    reply = open_console(parts, user="alice", max_duration=600)
+    extended = asyncio.run(parts.consoles.extend(reply["id"], 600))
     assert extended["deadline"] > reply["deadline"]
-    closed = asyncio.run(consoles.close(reply["id"], "closed by API key portal"))
+    closed = asyncio.run(parts.consoles.close(reply["id"], "closed by API key portal"))
     assert closed["state"] == "closed" and closed["guacamole"]["state"] == "removed"
     assert visible(conn, "alice") == set()
 
@@ -243,9 +244,9 @@ class FailsMidway(GuacamoleDb):
 def test_a_failure_mid_transaction_leaves_nothing_behind(databases):
     ours, theirs, conn = databases
     add_user(conn, "alice")
-    consoles = make_consoles(ours, theirs, db_class=FailsMidway)
+    parts = make_parts(ours, theirs, db_class=FailsMidway)
     with pytest.raises(ConsoleError) as e:
-        open_console(consoles, user="alice")
+        open_console(parts, user="alice")
     assert e.value.status == 502 and "vnc-secret" not in e.value.details
     for table in ("connection", "connection_parameter", "connection_attribute",
                   "connection_permission"):
@@ -257,7 +258,7 @@ def test_a_crash_between_the_two_databases_is_cleaned_up(databases):
     ours, theirs, conn = databases
     add_user(conn, "alice")
     clock = Clock()
-    consoles = make_consoles(ours, theirs, clock=clock)
+    parts = make_parts(ours, theirs, clock=clock)
 
     class Crash(Exception):
         pass
@@ -265,13 +266,13 @@ def test_a_crash_between_the_two_databases_is_cleaned_up(databases):
     def crash(*args):
         raise Crash()
     # The Guacamole transaction commits, then the process "dies" before recording it.
-    original, consoles.store.set_sink = consoles.store.set_sink, crash
+    original, parts.store.set_sink = parts.store.set_sink, crash
     with pytest.raises(Crash):
-        open_console(consoles, user="alice")
-    consoles.store.set_sink = original
+        open_console(parts, user="alice")
+    parts.store.set_sink = original
     assert len(visible(conn, "alice")) == 1
     clock.now += 61                                  # stuck provisioning: a crash
-    asyncio.run(consoles.clean_sinks())
+    asyncio.run(parts.consoles.sink.clean())
     assert visible(conn, "alice") == set()
 
 

@@ -12,7 +12,8 @@ from db_fixtures import TEST_KEYS
 
 from guacbridge import config, grants
 from guacbridge.agents import load_agents
-from guacbridge.consoles import ConsoleError, Consoles
+from guacbridge.consoles import ConsoleError
+from guacbridge.service import assemble
 from guacbridge.grants import Grant, Refused, Target
 from guacbridge.store.mysql import MysqlGrantStore
 from guacbridge.store.sql import StoreUnavailable
@@ -63,16 +64,16 @@ def test_two_instances_racing_for_one_token_exactly_one_wins(mysql_url):
 
 def test_the_core_runs_on_mysql_like_on_sqlite(mysql_url):
     settings = config.load(env={}, mysql_url=mysql_url)
-    consoles = Consoles(settings, MysqlGrantStore(mysql_url, TEST_KEYS), load_agents(settings))
+    parts = assemble(settings, MysqlGrantStore(mysql_url, TEST_KEYS), load_agents(settings))
 
     async def scenario():
-        reply = await consoles.open({"target": {"hostname": "10.0.0.5", "password": "pw"},
+        reply = await parts.consoles.open({"target": {"hostname": "10.0.0.5", "password": "pw"},
                                      "extra_token": "x"}, owner="t")
-        grant, secret = await consoles.open_page_session(reply["id"],
+        grant, secret = await parts.sessions.open_page(reply["id"],
                                                          reply["websocket"]["token"], "x")
-        resumed = await consoles.resume_session(reply["id"], secret, "tun-1")
-        extended = await consoles.extend(reply["id"], 600)
-        closed = await consoles.close(reply["id"], "done")
+        resumed = await parts.sessions.resume(reply["id"], secret, "tun-1")
+        extended = await parts.consoles.extend(reply["id"], 600)
+        closed = await parts.consoles.close(reply["id"], "done")
         return grant, resumed, extended, closed
     grant, resumed, extended, closed = asyncio.run(scenario())
     assert grant.has_session and grant.has_extra and resumed.live_tunnel == "tun-1"
@@ -82,7 +83,7 @@ def test_the_core_runs_on_mysql_like_on_sqlite(mysql_url):
 def test_the_store_comes_back_after_a_database_restart(mariadb, mysql_url):
     store = MysqlGrantStore(mysql_url, TEST_KEYS)
     settings = config.load(env={}, mysql_url=mysql_url)
-    consoles = Consoles(settings, store, load_agents(settings))
+    parts = assemble(settings, store, load_agents(settings))
     before = issue(store, "before-restart")
     mariadb.stop()
     try:
@@ -90,7 +91,7 @@ def test_the_store_comes_back_after_a_database_restart(mariadb, mysql_url):
             store.get(before.id)
         assert mariadb.password not in str(e.value)
         with pytest.raises(ConsoleError) as e:       # the API answers 503, not a crash
-            asyncio.run(consoles.open({"target": {"hostname": "h"}}, owner="t"))
+            asyncio.run(parts.consoles.open({"target": {"hostname": "h"}}, owner="t"))
         assert e.value.status == 503
     finally:
         mariadb.start()

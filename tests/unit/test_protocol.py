@@ -194,7 +194,7 @@ hostile_text = st.text(st.one_of(st.sampled_from("0123456789.,;"),
 @settings(max_examples=300, deadline=None)
 @given(hostile_text, st.data())
 def test_any_text_message_through_the_tunnel_input_is_forwarded_whole_or_refused(text, data):
-    from guacbridge.web.tunnel import from_browser
+    from guacbridge.web.tunnel_input import from_browser
     framer = Framer()
     try:
         for chunk in cut(text, data):
@@ -209,7 +209,7 @@ def test_any_text_message_through_the_tunnel_input_is_forwarded_whole_or_refused
 @settings(max_examples=100, deadline=None)
 @given(st.lists(instructions, min_size=1, max_size=8), st.data())
 def test_the_tunnel_forwards_every_ordinary_instruction_and_answers_every_ping(items, data):
-    from guacbridge.web.tunnel import from_browser
+    from guacbridge.web.tunnel_input import from_browser
     pings = [encode("", "ping", n) for n in range(3)]
     ordinary = [encode(*i) if i[0] != "" else encode("x", *i) for i in items]
     stream = "".join(sum(zip(ordinary, pings * len(ordinary)), ()))
@@ -239,7 +239,7 @@ def test_over_a_limit_is_a_protocol_limit_and_malformed_is_not(over):
 
 
 def test_a_lone_surrogate_is_refused_before_it_could_be_encoded_for_guacd():
-    from guacbridge.web.tunnel import from_browser
+    from guacbridge.web.tunnel_input import from_browser
     with pytest.raises(ProtocolError, match="not valid Unicode"):
         from_browser(Framer(), encode("clipboard", "\ud800"))
 

@@ -14,7 +14,7 @@ import tornado.websocket
 
 from guacbridge import config, protocol
 from guacbridge.agents import load_agents
-from guacbridge.consoles import Consoles
+from guacbridge.service import assemble
 from guacbridge.store.sqlite import SqliteGrantStore
 from guacbridge.web.app import make_app
 
@@ -60,8 +60,8 @@ class FakeGuacd:
 async def gateway(tmp_path, guacd_port: int):
     settings = config.load(env={}, data_dir=str(tmp_path), guacd=f"127.0.0.1:{guacd_port}",
                            api_keys="t:k")
-    consoles = Consoles(settings, SqliteGrantStore(settings.sqlite_path), load_agents(settings))
-    server = tornado.httpserver.HTTPServer(make_app(consoles))
+    parts = assemble(settings, SqliteGrantStore(settings.sqlite_path), load_agents(settings))
+    server = tornado.httpserver.HTTPServer(make_app(parts))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
@@ -69,13 +69,13 @@ async def gateway(tmp_path, guacd_port: int):
     server.add_socket(sock)
     port = sock.getsockname()[1]
     try:
-        yield consoles, port
+        yield parts, port
     finally:
         server.stop()
 
 
-async def open_tunnel(consoles, port):
-    reply = await consoles.open({"target": TARGET}, owner="t")
+async def open_tunnel(parts, port):
+    reply = await parts.consoles.open({"target": TARGET}, owner="t")
     url = f"ws://127.0.0.1:{port}/tunnel?token={reply['websocket']['token']}"
     return await tornado.websocket.websocket_connect(url, subprotocols=["guacamole"])
 
@@ -83,8 +83,8 @@ async def open_tunnel(consoles, port):
 def test_pings_are_echoed_and_internal_instructions_never_reach_guacd(tmp_path):
     async def scenario():
         guacd = FakeGuacd()
-        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
-            ws = await open_tunnel(consoles, port)
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
             await ws.read_message()                       # the tunnel id
             await asyncio.wait_for(guacd.connected.wait(), 5)
             ping = protocol.encode("", "ping", 1234567)
@@ -107,8 +107,8 @@ def test_whole_instructions_only_however_guacd_splits_its_bytes(tmp_path):
 
     async def scenario():
         guacd = FakeGuacd()
-        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
-            ws = await open_tunnel(consoles, port)
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
             await ws.read_message()
             await asyncio.wait_for(guacd.connected.wait(), 5)
             raw = stream.encode()
@@ -131,8 +131,8 @@ def test_the_relay_stops_reading_guacd_while_the_browser_does_not_read(tmp_path)
 
     async def scenario():
         guacd = FakeGuacd()
-        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
-            ws = await open_tunnel(consoles, port)
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
             await ws.read_message()
             await asyncio.wait_for(guacd.connected.wait(), 5)
             # The browser reads nothing; guacd writes as fast as it may for a while.
@@ -165,8 +165,8 @@ def hostile(tmp_path, *messages: str | bytes):
     """Send a good instruction, then *messages*; what guacd got and what the browser saw."""
     async def scenario():
         guacd = FakeGuacd()
-        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
-            ws = await open_tunnel(consoles, port)
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
             await ws.read_message()
             await asyncio.wait_for(guacd.connected.wait(), 5)
             ws.write_message(protocol.encode("key", 65, 1))
@@ -227,7 +227,7 @@ def test_a_binary_message_is_refused_as_the_wrong_type(tmp_path):
 
 
 def test_a_message_over_the_message_limit_is_an_overrun(tmp_path):
-    from guacbridge.web.tunnel import MAX_MESSAGE
+    from guacbridge.web.tunnel_input import MAX_MESSAGE
     chunk = protocol.encode("nop")
     raw, seen, close = hostile(tmp_path, chunk * (MAX_MESSAGE // len(chunk) + 1))
     assert raw == GOOD and close == (1009, "781")
@@ -237,8 +237,8 @@ def test_a_message_over_the_message_limit_is_an_overrun(tmp_path):
 def guacd_ends(tmp_path, last_words: bytes):
     async def scenario():
         guacd = FakeGuacd()
-        async with gateway(tmp_path, await guacd.start()) as (consoles, port):
-            ws = await open_tunnel(consoles, port)
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
             await ws.read_message()
             await asyncio.wait_for(guacd.connected.wait(), 5)
             guacd.writer.write(protocol.encode("sync", 1).encode() + last_words)

@@ -13,7 +13,7 @@ import pytest
 from guacbridge import guacd, protocol, resources
 from guacbridge.guacd import Capabilities, Protocol
 from guacbridge.status import Status
-from guacbridge.web import tunnel
+from guacbridge.web import idle, tunnel, tunnel_input
 
 # Close codes an endpoint may not send (RFC 6455 section 7.4.1): no status, abnormal, TLS.
 _RESERVED = {1004, 1005, 1006, 1015}
@@ -82,11 +82,11 @@ def test_the_tunnel_closes_with_the_tables_close_code(status):
 
 def test_guacds_error_in_the_stream_closes_the_tunnel_as_the_table_says():
     text = protocol.encode("sync", 1) + protocol.encode("error", "Aborted.", 519)
-    status, message = tunnel._error_in(text)
+    status, message = tunnel_input.error_in(text)
     assert (status, message) == (Status.UPSTREAM_NOT_FOUND, "Aborted.")
     assert (tunnel.websocket_code(status), str(status)) == (1011, "519")
-    assert tunnel._error_in(protocol.encode("error", "odd", 528))[0] is Status.SERVER_ERROR
-    assert tunnel._error_in(protocol.encode("sync", 1)) == (Status.SUCCESS, "")
+    assert tunnel_input.error_in(protocol.encode("error", "odd", 528))[0] is Status.SERVER_ERROR
+    assert tunnel_input.error_in(protocol.encode("sync", 1)) == (Status.SUCCESS, "")
 
 
 # -- protocol versions -------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_guacbridges_own_notices_reach_the_page_through_one_module():
     scripts = _page_scripts()
     notices = scripts.pop("notices.js")
     assert f"export const RESTART_OPCODE = '{RESTART_OPCODE}';" in notices
-    assert f"export const MSG_IDLE_WARNING = 0x{tunnel.MSG_IDLE_WARNING:04X};" in notices
+    assert f"export const MSG_IDLE_WARNING = 0x{idle.MSG_IDLE_WARNING:04X};" in notices
     for name, source in scripts.items():
         assert RESTART_OPCODE not in source and "4701" not in source, name
         assert ".onmsg" not in source and ".oninstruction" not in source, name

@@ -1,0 +1,82 @@
+"""What the tunnel takes in, checked before it is used: the browser's query arguments (its
+display and keyboard layout), the browser's messages (one per instruction, hostile until
+proven otherwise), and the status in an ``error`` instruction from guacd."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .. import parameters, protocol
+from ..guacd import Capabilities
+from ..status import Status
+
+# The longest browser message, in code points; one instruction is at most
+# protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
+MAX_MESSAGE = 2**20
+_TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+
+
+class Display(NamedTuple):
+    caps: Capabilities
+    layout: str | None       # an RDP server layout, when the page names one
+
+
+def display(arg: Callable[[str, str], str]) -> Display:
+    """The browser's display from the tunnel's query arguments (*arg*: name, default →
+    value); ValueError saying which argument is wrong."""
+    number = parameters.whole_number
+    caps = Capabilities(width=number("width", arg("width", "1024"), 1, 8192),
+                        height=number("height", arg("height", "768"), 1, 8192),
+                        dpi=number("dpi", arg("dpi", "96"), 24, 960),
+                        timezone=_timezone(arg("timezone", "")))
+    return Display(caps, _layout(arg("layout", "")))
+
+
+def from_browser(framer: protocol.Framer, message: str) -> tuple[bytes, str]:
+    """One browser message → (bytes for guacd, internal replies for the browser).
+
+    All or nothing: :meth:`Framer.feed` returns nothing of a chunk it refuses, so a message
+    with any malformed or over-limit part raises ProtocolError and none of it is forwarded,
+    not even the valid instructions before the bad one."""
+    text = framer.feed(message)
+    replies = ""
+    if text.startswith("0.") or ";0." in text:
+        forward, echo = [], []
+        for raw in protocol.split(text):
+            if not protocol.is_internal(raw):
+                forward.append(raw)
+            elif protocol.parse(raw)[1:2] == ["ping"]:
+                echo.append(raw)
+        text, replies = "".join(forward), "".join(echo)
+    try:
+        return text.encode(), replies
+    except UnicodeEncodeError:     # a lone surrogate: Tornado never passes one, but say so
+        raise protocol.ProtocolError("text that is not valid Unicode") from None
+
+
+def error_in(text: str) -> tuple[Status, str]:
+    """The status and message of an ``error`` instruction in *text*, if there is one."""
+    for raw in protocol.split(text):
+        if raw.startswith("5.error,"):
+            elements = protocol.parse(raw)
+            if len(elements) >= 3 and elements[2].isdigit():
+                return Status.of(int(elements[2])), elements[1]
+            return Status.SERVER_ERROR, elements[1] if len(elements) > 1 else "guacd error"
+    return Status.SUCCESS, ""
+
+
+def _layout(value: str) -> str | None:
+    if not value:
+        return None
+    if value not in parameters.RDP_LAYOUTS:
+        raise ValueError(f"unknown keyboard layout {value[:32]!r}")
+    return value
+
+
+def _timezone(value: str) -> str | None:
+    if not value:
+        return None
+    if not _TIMEZONE.match(value):
+        raise ValueError("timezone must be an IANA name such as Europe/Berlin")
+    return value
