@@ -151,10 +151,10 @@ class Audit:
         """Write one event. A store that fails is logged, not raised: the console's own
         operation has succeeded or failed by then and says so itself."""
         check_data(data)
-        write = (self.store.add_event, console_id, self.clock(), kind, self.instance,
-                 json.dumps(data, default=str))
+        at, text = self.clock(), json.dumps(data, default=str)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._writer, *write)
+            await asyncio.get_running_loop().run_in_executor(
+                self._writer, self.store.add_event, console_id, at, kind, self.instance, text)
         except Exception as e:
             log.warning("console %s: event %s not recorded: %s", console_id, kind, e)
 
@@ -242,5 +242,5 @@ def iso(ts: float | None) -> str | None:
     """UNIX seconds as the API shows times: ISO 8601, UTC, whole seconds."""
     if ts is None:
         return None
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(
         timespec="seconds").replace("+00:00", "Z")

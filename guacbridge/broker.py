@@ -322,6 +322,8 @@ class Consumer:
                headers: dict[str, Any], reason: str) -> None:
         attempts = int(headers.get(ATTEMPTS, 0)) + 1
         delays = self.broker.settings.broker_retry_delays
+        if self.agent is None:      # the unrouted queue's jobs have no retry queue to wait in
+            return self._dead(channel, method, props, body, reason)
         if attempts > len(delays):
             return self._dead(channel, method, props, body,
                               f"gave up after {attempts - 1} retries: {reason}")

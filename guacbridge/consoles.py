@@ -192,7 +192,8 @@ class Consoles:
             updated = await call(self.store.set_deadline, console_id,
                                  duration=min(grant.duration + seconds, grant.max_duration))
         else:
-            deadline = min(max(grant.deadline or now, now) + seconds, grant.hard_deadline)
+            deadline = min(max(grant.deadline or now, now) + seconds,
+                           grant.consumed_at + grant.max_duration)
             updated = await call(self.store.set_deadline, console_id, deadline=deadline)
         grant = updated or grant
         log.info("console %s extended by %d s", console_id, seconds)

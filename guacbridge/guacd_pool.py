@@ -54,7 +54,7 @@ class GuacdPool:
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not addresses:
             raise ValueError("a guacd pool needs at least one address")
-        self.backends = [Backend(tuple(a)) for a in addresses]
+        self.backends = [Backend((host, port)) for host, port in addresses]
         self.probe_interval = probe_interval
         self.probe_timeout = probe_timeout
         self.clock = clock
@@ -154,7 +154,7 @@ class GuacdPool:
             writer.write(PROBE)
             await asyncio.wait_for(reader.read(4096), self.probe_timeout)
             reason = ""
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = "guacd did not answer a probe in time"
         except OSError as e:
             reason = f"guacd is not reachable ({e.strerror or e})"

@@ -204,7 +204,7 @@ async def run(settings: Settings, parts: Parts | None = None,
         await asyncio.wait([drained, again], return_when=asyncio.FIRST_COMPLETED)
         drained.cancel()
         again.cancel()
-        if drain.close():
+        if drain is not None and drain.close():
             log.info("closed the tunnels that had not moved")
     sweeper.cancel()
     parts.pool.stop()

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import grants
+from . import background, grants
 from .audit import iso as _iso
 from .consoles import Consoles
 from .errors import ConsoleError
@@ -120,7 +120,7 @@ class Shares:
             raise ConsoleError(404, f"console {console_id} has no share {share_id}")
         if share.ended_at is None:
             share = await call(self.store.end, share_id, f"revoked by {by}",
-                                      self.consoles.clock())
+                               self.consoles.clock()) or share
             self._stop_viewer(console_id, share_id, Status.SESSION_CLOSED,
                               "The console's owner has stopped sharing it with you.",
                               f"share revoked by {by}")
@@ -254,7 +254,7 @@ class Shares:
                     return fail(Status.SESSION_CLOSED, f"This shared view has ended: {gone}.",
                                 gone)
             if grant is None or grant.closed_at is not None:
-                return stop(grant.close_reason if grant else "console removed")
+                return stop((grant.close_reason or "closed") if grant else "console removed")
             if grant.deadline is None or now >= grant.deadline:
                 return stop("time limit reached")
             await asyncio.sleep(min(grant.deadline - now, RECHECK_VIEWER))
@@ -287,7 +287,7 @@ class Shares:
     def _on_event(self, kind: str, body: dict[str, Any]) -> None:
         if kind == "closed":    # the viewers first, before the owner's tunnel says "away"
             self._end_viewers(body["id"], body.get("close_reason"))
-            asyncio.ensure_future(self._console_closed(body["id"], body.get("close_reason")))
+            background.soon(self._console_closed(body["id"], body.get("close_reason")))
 
     async def _console_closed(self, console_id: str, reason: str | None) -> None:
         try:

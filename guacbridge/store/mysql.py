@@ -30,7 +30,7 @@ class MysqlUrl:
     database: str
 
     @classmethod
-    def parse(cls, url: str) -> "MysqlUrl":
+    def parse(cls, url: str) -> MysqlUrl:
         parts = urlsplit(url)
         if parts.scheme not in ("mysql", "mariadb") or not parts.path.strip("/"):
             raise ValueError("expected mysql://user:password@host:port/database")

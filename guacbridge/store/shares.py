@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ContextManager, NamedTuple
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple
 
 from ..grants import Refused
 
@@ -47,7 +48,7 @@ _COLUMNS = ("id, console_id, mode, created_by, created_at, use_by, consumed_at, 
 
 
 class ShareStore:
-    def __init__(self, db: Callable[[], ContextManager[Any]]) -> None:
+    def __init__(self, db: Callable[[], AbstractContextManager[Any]]) -> None:
         self._db = db      # the grant store's: a connection whose execute() returns a cursor
 
     def issue(self, share: Share, token_hash: str) -> None:

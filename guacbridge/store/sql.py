@@ -153,8 +153,8 @@ class SqlGrantStore:
 
     def rekey(self, batch: int = 200) -> Rekeyed:
         """Seal every stored grant's params with the current key (rows sealed with an older
-        key, or unsealed ones from before). Safe beside running instances: a row is rewritten only if it
-        is still what was read."""
+        key, or unsealed ones from before). Safe beside running instances: a row is
+        rewritten only if it is still what was read."""
         ring = self._ring()
         resealed = current = 0
         failed: list[str] = []

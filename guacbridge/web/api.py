@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources as importlib_resources
 from typing import Any
 
-import tornado.web
-
 from .. import apikeys
 from ..apikeys import ApiKey
 from ..errors import ConsoleError
@@ -34,7 +32,7 @@ OPENAPI = importlib_resources.files("guacbridge").joinpath("schemas/openapi.json
 def answers(method: Callable[..., Awaitable[None] | None]) -> Callable[..., Awaitable[None]]:
     """Turn the core's ConsoleError into the JSON error reply: an answer, not a crash."""
     @functools.wraps(method)
-    async def wrapper(self: "JsonHandler", *args: Any) -> None:
+    async def wrapper(self: JsonHandler, *args: Any) -> None:
         try:
             result = method(self, *args)
             if result is not None:
@@ -166,8 +164,9 @@ class HealthHandler(JsonHandler):
 class ReadyHandler(JsonHandler):
     """Readiness: guacd, the databases and the broker answer; each guacd of the pool."""
 
-    def initialize(self, readiness: Mapping[str, Callable[[], Awaitable[str | None]]],
-                   pool: GuacdPool, **base: Any) -> None:  # type: ignore[override]
+    def initialize(self,  # type: ignore[override]
+                   readiness: Mapping[str, Callable[[], Awaitable[str | None]]],
+                   pool: GuacdPool, **base: Any) -> None:
         super().initialize(**base)
         self.readiness = readiness
         self.pool = pool
@@ -177,7 +176,7 @@ class ReadyHandler(JsonHandler):
         results = await asyncio.gather(*(check() for check in checks.values()),
                                        return_exceptions=True)
         report = {name: "ok" if result is None else str(result)
-                  for name, result in zip(checks, results)}
+                  for name, result in zip(checks, results, strict=True)}
         ready = all(value == "ok" for value in report.values())
         self.send({"status": "ready" if ready else "not ready", "checks": report,
                    "guacd": self.pool.status()}, 200 if ready else 503)

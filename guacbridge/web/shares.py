@@ -37,7 +37,9 @@ class ShareApiHandler(WithShares):
         self.send(await self.shares.revoke(console_id, share_id, f"API key {key.name}"))
 
 
-class PageSharesHandler(PageApiHandler, WithShares):
+# The page's share handlers take both bases' parts: each initialize takes its own and hands
+# the rest on (**base), which mypy cannot follow through two bases.
+class PageSharesHandler(PageApiHandler, WithShares):  # type: ignore[misc]
     """The owner's page lists its shares and makes new ones."""
 
     @answers
@@ -52,14 +54,14 @@ class PageSharesHandler(PageApiHandler, WithShares):
                   201)
 
 
-class PageRevokeHandler(PageApiHandler, WithShares):
+class PageRevokeHandler(PageApiHandler, WithShares):  # type: ignore[misc]
     @answers
     async def post(self, console_id: str, share_id: str) -> None:
         await self.grant(console_id)
         self.send(await self.shares.revoke(console_id, share_id, "the console's owner"))
 
 
-class JoinHandler(PageApiHandler, WithShares):
+class JoinHandler(PageApiHandler, WithShares):  # type: ignore[misc]
     """The viewer's page: trade the share link's token for a viewer secret, then read the
     console's status with it."""
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable
 
 import tornado.websocket
 
-from .. import config, guacd, logs, protocol
+from .. import background, config, guacd, logs, protocol
 from ..audit import Client, LiveTunnel
 from ..config import Settings
 from ..consoles import Consoles
@@ -92,6 +92,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         configured origins may, any other page is refused (403) so that it cannot use a
         console link it got hold of. Clients that send no Origin (not browsers) are not
         asked: their token is their authority."""
+        given: str | None
+        own: str | None
         try:
             given = config.origin(origin)
             own = config.origin(f"{self.request.protocol}://{self.request.host}")
@@ -108,9 +110,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if origin is not None and not self.check_origin(origin):
             self.set_status(403)
             self.set_header("Content-Type", "application/json; charset=utf-8")
-            return self.finish(json.dumps({
+            self.finish(json.dumps({
                 "result": False, "details": f"pages from {origin[:100]} may not open consoles"
                 " here; the operator can allow that origin with allowed_origins"}))
+            return
         await super().get(*args, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
@@ -211,7 +214,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             detach = self.live.attach(grant.id, self.stop, LiveTunnel(
                 self.tunnel_id, grant.id, self._client(), self.consoles.clock(),
                 lambda: (self.bytes_out, self.bytes_in)), grant.deadline)
-        self.unregister = lambda: (detach(), undrain())
+
+        def unregister() -> None:
+            detach()
+            undrain()
+        self.unregister = unregister
         log.info("console %s: tunnel up through guacd %s:%d (handshake %.0f ms, protocol %s)",
                  grant.id, *conn.address, conn.handshake_seconds * 1000,
                  conn.version.number)
@@ -266,7 +273,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                         # guacd's ready came before the server was reached: the first
                         # frame is when the console is really up.
                         up = True
-                        asyncio.ensure_future(self.sessions.up(grant.id))
+                        background.soon(self.sessions.up(grant.id))
         except tornado.websocket.WebSocketClosedError:
             return
         except protocol.ProtocolError as e:
@@ -285,19 +292,23 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         from every browser). Only when guacd is slow to read does it return the drain,
         which Tornado awaits before reading the browser's next message."""
         if self.conn is None or self.end_reason is not None:
-            return
+            return None
         if isinstance(message, bytes):
-            return self.fail(Status.CLIENT_BAD_TYPE, "binary WebSocket messages are not"
-                                                     " accepted: send instructions as text")
+            self.fail(Status.CLIENT_BAD_TYPE, "binary WebSocket messages are not accepted:"
+                                              " send instructions as text")
+            return None
         if len(message) > MAX_MESSAGE:
-            return self.fail(Status.CLIENT_OVERRUN, f"message from browser longer than"
-                                                    f" {MAX_MESSAGE} characters")
+            self.fail(Status.CLIENT_OVERRUN,
+                      f"message from browser longer than {MAX_MESSAGE} characters")
+            return None
         try:
             data, replies = from_browser(self.inbound, message)
         except protocol.ProtocolLimit as e:
-            return self.fail(Status.CLIENT_OVERRUN, f"instruction from browser over a limit: {e}")
+            self.fail(Status.CLIENT_OVERRUN, f"instruction from browser over a limit: {e}")
+            return None
         except protocol.ProtocolError as e:
-            return self.fail(Status.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
+            self.fail(Status.CLIENT_BAD_REQUEST, f"malformed instruction from browser: {e}")
+            return None
         reply = None
         if replies:
             try:
@@ -312,7 +323,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             self.idle.last_input = time.monotonic()
         writer = self.conn.writer
         if writer.is_closing():
-            return self._lost()
+            self._lost()
+            return None
         writer.write(data)
         if writer.transport.get_write_buffer_size():
             return self._drain(writer)
@@ -354,7 +366,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         grant = self.grant
         self.fail(Status.SESSION_TIMEOUT, f"The console was closed: {reason}.", reason)
         if grant is not None:
-            asyncio.ensure_future(self.consoles.end(grant.id, reason))
+            background.soon(self.consoles.end(grant.id, reason))
 
     def stop(self, reason: str) -> None:
         """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
@@ -392,13 +404,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return
         self.end_reason = reason
         self._release()
-        asyncio.ensure_future(self._end(status))
+        background.soon(self._end(status))
 
     def on_close(self) -> None:
         if self.end_reason is None:
             self.end_reason = "browser left"
             self._release()
-            asyncio.ensure_future(self._record_end())
+            background.soon(self._record_end())
 
     def _release(self) -> None:
         """Let go of guacd, the core's registry and the pumps."""
