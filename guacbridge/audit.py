@@ -51,22 +51,10 @@ class Closed(NamedTuple):
     reason: str | None
 
 
-class TunnelReport(NamedTuple):
-    """One live tunnel as this instance reports it for the sessions list."""
+class TunnelRow(NamedTuple):
+    """A live tunnel as its instance reports it, and the sessions list reads it back."""
     tunnel_id: str
     console_id: str
-    instance: str
-    client_address: str | None
-    user_agent: str | None
-    started_at: float
-    bytes_out: int
-    bytes_in: int
-    seen_at: float
-
-
-class TunnelRow(NamedTuple):
-    """A reported tunnel as the sessions list reads it back."""
-    tunnel_id: str
     instance: str
     client_address: str | None
     user_agent: str | None
@@ -94,7 +82,7 @@ class AuditStore(Protocol):
     def closed_since(self, since: float) -> list[Closed]:
         """The consoles closed at or after *since*."""
 
-    def report_tunnels(self, rows: list[TunnelReport]) -> None:
+    def report_tunnels(self, rows: list[TunnelRow]) -> None:
         """Insert or update live tunnels."""
 
     def tunnel_gone(self, tunnel_id: str) -> None: ...
@@ -214,10 +202,10 @@ class Audit:
             counts = t.counts()
             if counts != t.reported:
                 t.reported = counts
-                rows.append(TunnelReport(t.tunnel_id, t.console_id, self.instance,
-                                         t.client.address,
-                                         (t.client.user_agent or "")[:512] or None,
-                                         t.started_at, counts[0], counts[1], now))
+                rows.append(TunnelRow(t.tunnel_id, t.console_id, self.instance,
+                                      t.client.address,
+                                      (t.client.user_agent or "")[:512] or None,
+                                      t.started_at, counts[0], counts[1], now))
         if rows:
             try:
                 await asyncio.to_thread(self.store.report_tunnels, rows)

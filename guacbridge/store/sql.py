@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..audit import Closed, EventRow, InUse, TunnelReport, TunnelRow
+from ..audit import Closed, EventRow, InUse, TunnelRow
 from ..grants import Duplicate, Ended, Grant, Refused, Rekeyed, SessionEnd, Target
 from ..keyring import KeyRing, SecretsError
 
@@ -198,7 +198,7 @@ class SqlGrantStore:
                 "SELECT id, close_reason FROM console_grant WHERE closed_at >= ?",
                 (since,)).fetchall()]
 
-    def report_tunnels(self, rows: list[TunnelReport]) -> None:
+    def report_tunnels(self, rows: list[TunnelRow]) -> None:
         with self._db() as db:
             db.executemany(
                 "INSERT INTO console_tunnel (tunnel_id, console_id, instance, client_address,"
@@ -212,8 +212,8 @@ class SqlGrantStore:
     def sessions(self) -> list[InUse]:
         with self._db() as db:
             rows = db.execute(
-                f"SELECT {_COLUMNS}, t.tunnel_id, t.instance, t.client_address, t.user_agent,"
-                " t.started_at, t.bytes_out, t.bytes_in, t.seen_at FROM console_grant"
+                f"SELECT {_COLUMNS}, t.tunnel_id, t.console_id, t.instance, t.client_address,"
+                " t.user_agent, t.started_at, t.bytes_out, t.bytes_in, t.seen_at FROM console_grant"
                 " LEFT JOIN console_tunnel t ON t.tunnel_id = console_grant.live_tunnel"
                 " WHERE closed_at IS NULL AND consumed_at IS NOT NULL"
                 " ORDER BY consumed_at").fetchall()
