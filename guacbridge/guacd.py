@@ -148,9 +148,11 @@ class GuacdConnection:
         self.writer.close()
 
 
-async def connect(address: tuple[str, int], protocol_name: str, params: Mapping[str, str],
+async def connect(address: tuple[str, int], select: str, params: Mapping[str, str],
                   caps: Capabilities, timeout: float = 15.0) -> GuacdConnection:
-    """Open a connection through guacd and complete its handshake; raise GuacdError."""
+    """Open a connection through guacd and complete its handshake; raise GuacdError.
+    *select* is what guacd is asked for: a protocol (``vnc``, ``rdp``…) for a new
+    connection, or an existing connection's id (``$…``) to join it."""
     started = time.monotonic()
     host, port = address
     try:
@@ -168,7 +170,7 @@ async def connect(address: tuple[str, int], protocol_name: str, params: Mapping[
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         return await asyncio.wait_for(
-            _handshake(reader, writer, protocol_name, params, caps, started, address), timeout)
+            _handshake(reader, writer, select, params, caps, started, address), timeout)
     except TimeoutError:
         writer.close()
         raise GuacdUnavailable(Status.UPSTREAM_TIMEOUT,
@@ -181,7 +183,7 @@ async def connect(address: tuple[str, int], protocol_name: str, params: Mapping[
 
 
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     protocol_name: str, params: Mapping[str, str], caps: Capabilities,
+                     select: str, params: Mapping[str, str], caps: Capabilities,
                      started: float, address: tuple[str, int]) -> GuacdConnection:
     framer = Framer()
     queue: list[str] = []
@@ -204,7 +206,7 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             f"guacd closed the connection while waiting for {opcode!r}")
             queue.extend(protocol.split(framer.feed(data)))
 
-    writer.write(encode("select", protocol_name).encode())
+    writer.write(encode("select", select).encode())
     args = (await expect("args"))[1:]
     version, names = Protocol.offered(args)
     out = [encode("size", caps.width, caps.height, caps.dpi),
