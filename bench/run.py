@@ -4,7 +4,7 @@ Everything runs on this machine at once — the guacd stand-in replaying a recor
 guacd, the four relays, the client — and the relay measurements are interleaved round by
 round, so that on a noisy machine the ratios hold even when the absolute numbers move.
 Prints one JSON document and writes it to bench/results.json; bench/report.py draws the
-chart and prints the README's table from it.
+chart and prints the tables of docs/performance.rst from it.
 
 Phases (each one can be left out with --skip):
 - relay: per round and relay, connect → first instruction over fresh consoles, a saturated

@@ -173,7 +173,8 @@ class Recordings:
             where = f"{self.guacd_dir} (as guacd sees it), {self.dir} here"
         return (f"no recording of console {console_id} is in {where}: it was removed after"
                 " the retention, or guacd writes it where guacbridge does not see it; guacd"
-                " and guacbridge must share that directory (see the README, Recordings)")
+                " and guacbridge must share that directory (see docs/recording.rst, \"guacd"
+                " on another host\")")
 
     def file(self, console_id: str, part: int) -> RecordingFile:
         for f in self.files(console_id):
