@@ -41,11 +41,18 @@ from ..status import Status
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE, Drain
 from .idle import MSG_IDLE_WARNING, IdleWatch
-from .tunnel_input import MAX_MESSAGE, display, error_in, from_browser
+from .tunnel_input import (
+    DISCONNECT,
+    MAX_MESSAGE,
+    display,
+    ends_with_disconnect,
+    error_in,
+    from_browser,
+    has_opcode,
+)
 
 log = logging.getLogger(__name__)
 
-_DISCONNECT = protocol.encode("disconnect")   # a clean end, either way
 _INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")  # instructions that count as a person's input
 _INPUT_INSIDE = tuple(b";" + opcode for opcode in _INPUT)
 
@@ -245,8 +252,12 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         its client writes again, so the tunnel closes as soon as it has forwarded one; the
         same for ``disconnect``, guacd's end of a session (an SSH ``exit``). A stream that
         stops without either (guacd killed, the network gone) is an UPSTREAM_ERROR that the
-        browser sees."""
+        browser sees.
+
+        Endings are read from whole instructions: the cheap tests on the chunk's text only
+        say where to look (a desktop named ``ab10.disconnect`` ends a chunk the same way)."""
         status, message = Status.SUCCESS, ""
+        goodbye = False
         try:
             text = conn.pending
             if text:
@@ -267,9 +278,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     await self.write_message(text)
                     if "5.error," in text:
                         status, message = error_in(text)
-                    elif text.endswith(_DISCONNECT):   # guacd's last words, socket left open
+                    elif text.endswith(DISCONNECT) and ends_with_disconnect(text):
+                        goodbye = True     # guacd's last words; it leaves the socket open
                         break
-                    elif not up and "4.sync," in text:
+                    elif not up and "4.sync," in text and has_opcode(text, "sync"):
                         # guacd's ready came before the server was reached: the first
                         # frame is when the console is really up.
                         up = True
@@ -279,8 +291,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         except protocol.ProtocolError as e:
             return self.fail(Status.UPSTREAM_ERROR, "guacd sent malformed data", f"guacd: {e}")
         except (ConnectionError, OSError):
-            text = ""
-        if not status and not text.endswith(_DISCONNECT):
+            pass
+        if not status and not goodbye:
             return self._lost()
         # guacd's own error (or its goodbye) has reached the browser already
         self.end(status, f"guacd: {message}" if status else "guacd ended the session")
@@ -424,7 +436,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             # guacd 1.3.0 does not notice a closed socket until its 15 s user timeout, and
             # keeps the connection (and its recording) open that long: say goodbye.
             with contextlib.suppress(Exception):
-                self.conn.writer.write(_DISCONNECT.encode())
+                self.conn.writer.write(DISCONNECT.encode())
             self.pool.release(self.conn, lost=self.guacd_lost)
             self.conn = None
 

@@ -14,6 +14,7 @@ from ..status import Status
 # The longest browser message, in code points; one instruction is at most
 # protocol.MAX_INSTRUCTION_LENGTH, and guacamole-common-js sends one per message.
 MAX_MESSAGE = 2**20
+DISCONNECT = protocol.encode("disconnect")   # a clean end, either way
 _TIMEZONE = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
 
 
@@ -64,6 +65,18 @@ def error_in(text: str) -> tuple[Status, str]:
                 return Status.of(int(elements[2])), elements[1]
             return Status.SERVER_ERROR, elements[1] if len(elements) > 1 else "guacd error"
     return Status.SUCCESS, ""
+
+
+def ends_with_disconnect(text: str) -> bool:
+    """Whether the last whole instruction in *text* is guacd's ``disconnect``."""
+    instructions = protocol.split(text)
+    return bool(instructions) and instructions[-1] == DISCONNECT
+
+
+def has_opcode(text: str, opcode: str) -> bool:
+    """Whether any whole instruction in *text* is an *opcode* one."""
+    head = f"{len(opcode)}.{opcode}"
+    return any(raw.startswith(head) and raw[len(head)] in ",;" for raw in protocol.split(text))
 
 
 def _layout(value: str) -> str | None:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import socket
 
+import pytest
 import tornado.httpserver
 import tornado.websocket
 
@@ -258,3 +259,28 @@ def test_guacd_ending_the_session_with_disconnect_closes_the_tunnel_cleanly(tmp_
     seen, close = guacd_ends(tmp_path, protocol.encode("disconnect").encode())
     assert [s[0] for s in seen] == ["sync", "disconnect"]
     assert close == (1000, "0")
+
+
+@pytest.mark.parametrize("name", ["ab10.disconnect", "x;10.disconnect", "title 5.error,"])
+def test_a_name_that_looks_like_an_ending_does_not_end_the_tunnel(tmp_path, name):
+    """guacd's endings are read from whole instructions: a desktop or terminal title that
+    ends the way ``disconnect`` is written (or holds ``5.error,``) is only a name, even when
+    it is the last thing in a read."""
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
+            await ws.read_message()                       # the tunnel id
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            guacd.writer.write(protocol.encode("name", name).encode())
+            await guacd.writer.drain()
+            named = await asyncio.wait_for(ws.read_message(), 5)
+            await asyncio.sleep(0.3)
+            guacd.writer.write(protocol.encode("sync", 1).encode())
+            after = await asyncio.wait_for(ws.read_message(), 5)
+            code = ws.close_code
+            ws.close()
+            return named, after, code
+    named, after, code = asyncio.run(scenario())
+    assert named == protocol.encode("name", name)
+    assert after == protocol.encode("sync", 1) and code is None     # still open
