@@ -64,7 +64,8 @@ setup(
                  "schemathesis>=4", "pyyaml>=6", "build>=1",
                  "cryptography>=41",    # the TLS tests make their own CA
                  "sphinx>=7",           # the docs build with warnings as errors
-                 "ruff>=0.6", "mypy>=1.10", "types-PyYAML", "types-requests"],
+                 "ruff>=0.6", "mypy>=1.10", "types-PyYAML", "types-requests", "types-PyMySQL",
+                 "types-jsonschema"],
     },
     entry_points={"console_scripts": ["guacbridge = guacbridge.cli:main"]},
     cmdclass={"build_py": BuildWithPage},
