@@ -10,7 +10,6 @@ Nothing else in guacbridge reads the environment. The TOML keys, the variable na
 defaults are a contract that operators' scripts rely on: keep them; the environment wins over
 the file, and an error names the setting by its attribute name.
 """
-# ruff: noqa: RUF009 - setting() returns a dataclasses.field, not a shared mutable default
 from __future__ import annotations
 
 import argparse
