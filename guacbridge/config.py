@@ -219,6 +219,21 @@ class Settings:
     limits_consoles_per_target: int = setting(
         "limits.consoles_per_target", None, 0, values.count,
         "Live consoles per target host:port; 0: no cap")
+    # Slow and hostile clients, slow agents: how long a request's head and body may take to
+    # arrive, open connections per client address (trusted_proxies exempt), agent calls.
+    limits_header_timeout: int = setting(
+        "limits.header_timeout", None, 20, values.positive,
+        "Seconds a connection has to send a whole request head (and to start the next one)")
+    limits_body_timeout: int = setting(
+        "limits.body_timeout", None, 30, values.positive,
+        "Seconds a request has to send its whole body once its head is in")
+    limits_connections_per_address: int = setting(
+        "limits.connections_per_address", None, 256, values.count,
+        "Open connections per client address, WebSocket tunnels included; trusted_proxies "
+        "exempt; 0: no cap")
+    limits_agent_timeout: int = setting(
+        "limits.agent_timeout", None, 30, values.positive,
+        "Seconds an agent may take to resolve a target before the request answers 504")
     idle_timeout: int = setting(
         "consoles.idle_timeout", None, 1800, values.count,
         "End a console after this many seconds without key or mouse input; 0: never")

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import console_request, grants, limits, logs
-from .agents import Agent, AgentError
+from .agents import Agent, AgentError, resolve_within
 from .audit import iso
 from .config import Settings
 from .errors import ConsoleError
@@ -72,7 +72,8 @@ class Consoles:
                                     f"{', '.join(sorted(self.agents))}")
         started = time.monotonic()
         try:
-            resolved = await agent.resolve(request.target)
+            resolved = await resolve_within(agent, request.target,
+                                            settings.limits_agent_timeout)
         except AgentError as e:
             raise ConsoleError(e.status, e.details) from None
         finally:

@@ -10,13 +10,17 @@ subprocess, the way an operator does.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import functools
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import tornado.httpserver
+import tornado.iostream
 
 from . import tls
 from .agents import Agent, load_agents
@@ -107,15 +111,25 @@ def build(settings: Settings) -> Parts:
 
 
 def add_readiness_checks(parts: Parts) -> None:
-    """What /readyz asks: some guacd of the pool is up, the databases answer."""
+    """What /readyz asks: some guacd of the pool is up, the databases answer. The database
+    checks run in one thread of their own, whose kept connections they reuse: a probe every
+    few seconds must not cost a connection and a login each time (nor queue behind the
+    store's other calls)."""
     store = parts.store
+    thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="guacbridge-readyz")
 
-    async def grant_store() -> str | None:
+    async def in_thread(check: Callable[[], object]) -> str | None:
         try:
-            await asyncio.to_thread(store.get, "00000000-0000-0000-0000-000000000000")
+            await asyncio.get_running_loop().run_in_executor(thread, check)
         except StoreUnavailable as e:
             return str(e)
         return None
+
+    ping = getattr(store, "ping", None) or functools.partial(
+        store.get, "00000000-0000-0000-0000-000000000000")     # a store without ping()
+
+    async def grant_store() -> str | None:
+        return await in_thread(ping)
     parts.readiness.update(guacd=parts.pool.check, grant_store=grant_store)
     recordings = parts.recordings
     if recordings.enabled:
@@ -127,22 +141,63 @@ def add_readiness_checks(parts: Parts) -> None:
     guacamole = parts.guacamole
     if guacamole is not None:
         async def guacamole_db() -> str | None:
-            try:
-                await asyncio.to_thread(lambda: guacamole.url.connect().close())
-            except StoreUnavailable as e:
-                return str(e)
-            return None
+            return await in_thread(guacamole.ping)
         parts.readiness["guacamole_db"] = guacamole_db
 
 
 class HttpServer(tornado.httpserver.HTTPServer):
     """Believes X-Forwarded-For, X-Real-IP and X-Forwarded-Proto only from the configured
-    reverse proxies; any other client could write them to pass for someone else."""
+    reverse proxies; any other client could write them to pass for someone else.
+
+    Caps the connections open at once per client address (``connections_per_address``, 0:
+    none), WebSocket tunnels included: a client holding hundreds of idle sockets would
+    otherwise take the process's file descriptors from everyone else. Over the cap a new
+    connection is closed at once, before a byte is read. Trusted proxies are exempt: behind
+    one, every client shares its address. Tornado has no such count, so each address keeps
+    its streams and the closed ones are dropped when counted again."""
     trusted_proxies: frozenset[str] = frozenset()
+    connections_per_address = 0
+    _SWEEP_EVERY = 1024              # accepts between sweeps of addresses not seen again
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self._open: dict[str, list[tornado.iostream.IOStream]] = {}   # by client address
+        self._accepts = 0
+        self._warned: set[str] = set()       # at the cap, and logged once
 
     def start_request(self, server_conn: object, request_conn):  # type: ignore[no-untyped-def]
         self.xheaders = request_conn.context.remote_ip in self.trusted_proxies
         return super().start_request(server_conn, request_conn)
+
+    def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple) -> None:
+        cap = self.connections_per_address
+        host = address[0] if isinstance(address, tuple) and address else ""
+        if cap and host not in self.trusted_proxies:
+            self._accepts += 1
+            if self._accepts % self._SWEEP_EVERY == 0:
+                self._sweep()
+            streams = [s for s in self._open.get(host, ()) if not s.closed()]
+            if len(streams) >= cap:
+                self._open[host] = streams
+                if host not in self._warned:    # once until it is under the cap again
+                    self._warned.add(host)
+                    log.warning("%s holds %d open connections, the cap"
+                                " (limits.connections_per_address): closing new ones",
+                                host, len(streams))
+                stream.close()
+                return
+            self._warned.discard(host)
+            streams.append(stream)
+            self._open[host] = streams
+        super().handle_stream(stream, address)
+
+    def _sweep(self) -> None:
+        for host, streams in list(self._open.items()):
+            streams = [s for s in streams if not s.closed()]
+            if streams:
+                self._open[host] = streams
+            else:
+                del self._open[host]
 
 
 async def run(settings: Settings, parts: Parts | None = None,
@@ -159,10 +214,16 @@ async def run(settings: Settings, parts: Parts | None = None,
     if http:
         app = make_app(parts)
         drain = parts.drain
+        # Tornado's idle_connection_timeout is a deadline for a whole request head, counted
+        # from when it starts waiting for one (at accept, then after each response): a
+        # client trickling a header byte at a time is cut off at it, however "active".
         server = HttpServer(app, ssl_options=tls.server_context(settings),
                             max_body_size=64 * 1024,
+                            idle_connection_timeout=settings.limits_header_timeout,
+                            body_timeout=settings.limits_body_timeout,
                             trusted_downstream=list(settings.trusted_proxies))
         server.trusted_proxies = frozenset(settings.trusted_proxies)
+        server.connections_per_address = settings.limits_connections_per_address
         host, port = settings.listen
         server.listen(port, address=host, reuse_port=settings.reuse_port)
         log.info("guacbridge listening on %s:%d (%s), public URL %s, guacd %s", host, port,

@@ -4,7 +4,8 @@ graphics consoles, a console ticket), so the real SDK can be tested here. Stdlib
 
 VMs are plain dicts; ``on_ticket(vm, value, expiry)`` lets a test make the ticket the VNC
 password of a real Xvnc. ``revoke_tokens()`` makes the next API call answer 401, which the
-SDK must handle by logging in again once.
+SDK must handle by logging in again once. ``hang()`` makes every request wait without an
+answer (an engine that stopped answering) until ``release()``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class Engine:
         self.hosts: dict[str, str] = {}           # host id → management address
         self.requests: list[dict] = []
         self.on_ticket: Callable[[dict, str, int], None] | None = None
+        self.answering = threading.Event()
+        self.answering.set()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -49,7 +52,15 @@ class Engine:
     def revoke_tokens(self) -> None:
         self.tokens.clear()
 
+    def hang(self) -> None:
+        """Requests from now on wait, unanswered, until release() (or 120 s)."""
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
+
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -81,6 +92,7 @@ class Engine:
 
             def _route(self, method: str) -> None:
                 body = self._body()
+                engine.answering.wait(120)
                 url = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(url.query)
                 engine.requests.append({"method": method, "path": url.path, "query": query,

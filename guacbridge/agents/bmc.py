@@ -7,7 +7,6 @@ added under ``[agents.bmc.presets.<vendor>]``.
 """
 from __future__ import annotations
 
-import asyncio
 import pathlib
 import tomllib
 from collections.abc import Mapping
@@ -16,7 +15,7 @@ from typing import Any
 from .. import parameters
 from ..config import ConfigError, Settings
 from ..grants import Target
-from . import AgentError, Resolved
+from . import AgentError, Resolved, run_blocking
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Dell iDRAC's VNC server (iDRAC settings → VNC server), password up to 8 characters.
@@ -67,7 +66,7 @@ class BmcAgent:
             given = dict(server)
             if "password_file" in given:
                 path = pathlib.Path(given.pop("password_file"))
-                given["password"] = (await asyncio.to_thread(path.read_text)).strip()
+                given["password"] = (await run_blocking(path.read_text)).strip()
         vendor = given.pop("vendor", None)
         preset = self.presets.get(vendor) if isinstance(vendor, str) else None
         if preset is None:

@@ -2,13 +2,14 @@
 
 One ovirt-engine-sdk-python connection per engine (``[agents.ovirt.<location>]``), made on
 first use and reused; the SDK is blocking and not thread-safe, so each engine's calls run in
-a worker thread, one at a time. The ticket we ask for lives ``ticket_seconds`` (120 by
-default; the engine's own default is two hours) and doubles as the console's first-use
-deadline. Errors name the VM and the way out, never a credential.
+the agents' worker threads (``run_blocking``), one at a time per engine; a call that finds
+its engine still busy past the SDK's timeout gives up (504) instead of holding a thread.
+The ticket we ask for lives ``ticket_seconds`` (120 by default; the engine's own default is
+two hours) and doubles as the console's first-use deadline.
+Errors name the VM and the way out, never a credential.
 """
 from __future__ import annotations
 
-import asyncio
 import pathlib
 import re
 import threading
@@ -21,7 +22,7 @@ import ovirtsdk4.types as types
 
 from ..config import ConfigError, Settings
 from ..grants import Target
-from . import AgentError, Resolved
+from . import AgentError, Resolved, run_blocking
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _TICKETABLE = {types.VmStatus.UP, types.VmStatus.PAUSED, types.VmStatus.POWERING_UP,
@@ -58,28 +59,36 @@ class Engine:
         return self._connection
 
     def console(self, vm_ref: str) -> Resolved:
-        with self._lock:
-            try:
-                return self._console(vm_ref)
-            except AgentError:
-                raise
-            except sdk.AuthError as e:
-                self._drop()
-                raise AgentError(502, f"the oVirt engine for {self.location} refused"
-                                      " guacbridge's login: check the agent's credentials") from e
-            except sdk.ConnectionError as e:
-                self._drop()
-                raise AgentError(502, f"the oVirt engine for {self.location} is unreachable") from e
-            except sdk.TimeoutError as e:
-                raise AgentError(504, f"the oVirt engine for {self.location} did not answer"
-                                      " in time") from e
-            except sdk.NotFoundError as e:
-                raise AgentError(404, f"no VM {vm_ref!r} in {self.location}") from e
-            except sdk.Error as e:
-                if e.code == 409:
-                    raise AgentError(409, f"VM {vm_ref} is not running: start it and retry") from e
-                raise AgentError(502, f"the oVirt engine for {self.location} failed"
-                                      f" (HTTP {e.code or '?'})") from e
+        if not self._lock.acquire(timeout=self.timeout):
+            raise AgentError(504, f"the oVirt engine for {self.location} is still busy with"
+                                  " an earlier request that has not answered")
+        try:
+            return self._locked_console(vm_ref)
+        finally:
+            self._lock.release()
+
+    def _locked_console(self, vm_ref: str) -> Resolved:
+        try:
+            return self._console(vm_ref)
+        except AgentError:
+            raise
+        except sdk.AuthError as e:
+            self._drop()
+            raise AgentError(502, f"the oVirt engine for {self.location} refused"
+                                  " guacbridge's login: check the agent's credentials") from e
+        except sdk.ConnectionError as e:
+            self._drop()
+            raise AgentError(502, f"the oVirt engine for {self.location} is unreachable") from e
+        except sdk.TimeoutError as e:
+            raise AgentError(504, f"the oVirt engine for {self.location} did not answer"
+                                  " in time") from e
+        except sdk.NotFoundError as e:
+            raise AgentError(404, f"no VM {vm_ref!r} in {self.location}") from e
+        except sdk.Error as e:
+            if e.code == 409:
+                raise AgentError(409, f"VM {vm_ref} is not running: start it and retry") from e
+            raise AgentError(502, f"the oVirt engine for {self.location} failed"
+                                  f" (HTTP {e.code or '?'})") from e
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -138,4 +147,4 @@ class OvirtAgent:
         if engine is None:
             raise AgentError(400, f"unknown oVirt location {location!r}; configured: "
                                   f"{', '.join(sorted(self.engines)) or 'none'}")
-        return await asyncio.to_thread(engine.console, vm)
+        return await run_blocking(engine.console, vm)

@@ -11,6 +11,7 @@ leaves history rows in place (their connection_id becomes NULL).
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -55,6 +56,21 @@ class GuacamoleDb:
     def __init__(self, url: str, options: GuacamoleOptions) -> None:
         self.url = MysqlUrl.parse(url)
         self.options = options
+        self._kept: pymysql.connections.Connection | None = None    # ping()'s, reused
+
+    def ping(self) -> None:
+        """For /readyz: one kept connection pings the database (a new one only when it
+        broke), so that a probe every few seconds costs a round trip, not a login. Called
+        from one thread at a time (the readiness checks'); StoreUnavailable if down."""
+        if self._kept is not None:
+            try:
+                self._kept.ping(reconnect=False)
+                return
+            except pymysql.err.Error:
+                with contextlib.suppress(pymysql.err.Error):
+                    self._kept.close()
+                self._kept = None
+        self._kept = self.url.connect()
 
     def create_schema(self) -> None:
         """The compatible Guacamole schema, into an empty database (development, tests)."""

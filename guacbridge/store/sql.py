@@ -122,6 +122,12 @@ class SqlGrantStore:
                 out.update((row[0], SessionEnd(*row[1:])) for row in rows)
         return out
 
+    def ping(self) -> None:
+        """For /readyz: the calling thread's kept connection answers (one is made if it has
+        none, or if the kept one broke); StoreUnavailable if the database does not."""
+        with self._db() as db:
+            db.execute("SELECT 1").fetchall()
+
     def get(self, grant_id: str) -> Grant | None:
         with self._db() as db:
             row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?",

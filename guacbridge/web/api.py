@@ -46,6 +46,21 @@ def answers(method: Callable[..., Awaitable[None] | None]) -> Callable[..., Awai
     return wrapper
 
 
+MAX_JSON_DEPTH = 32      # objects and arrays within each other in a request body
+
+
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in *value* (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((x, level + 1) for x in (item.values() if isinstance(item, dict)
+                                                   else item))
+    return deepest
+
+
 class JsonHandler(JsonBase):
     """The API's endpoints; those that need more than the base take it in their own
     ``initialize``."""
@@ -68,12 +83,20 @@ class JsonHandler(JsonBase):
         self.finish(json.dumps({"result": False, "details": details}))
 
     def json_body(self) -> Any:
+        """The body, parsed. Nesting is bounded: no request needs more than a few levels,
+        and a body of 100,000 ``[`` would otherwise exhaust the parser's recursion (a 500)."""
         if not self.request.body:
             return {}
+        too_deep = f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels"
         try:
-            return json.loads(self.request.body)
+            body = json.loads(self.request.body)
+        except RecursionError:
+            raise ConsoleError(400, too_deep) from None
         except (ValueError, UnicodeDecodeError):
             raise ConsoleError(400, "the request body is not valid JSON") from None
+        if json_depth(body) > MAX_JSON_DEPTH:
+            raise ConsoleError(400, too_deep)
+        return body
 
     def json_object(self) -> dict[str, Any]:
         body = self.json_body()
