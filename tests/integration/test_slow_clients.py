@@ -1,5 +1,6 @@
 """Slow and hostile clients on the real service: sockets that trickle a request head byte by
-byte are cut off at the header timeout while /healthz keeps answering fast; a client holding
+byte are cut off at the header timeout while /healthz keeps answering fast, a trickling body
+at the body timeout; a client holding
 more connections than the per-address cap gets the next one closed at once (a trusted proxy
 does not); a deeply nested JSON body is a 400 with details, not a 500."""
 from __future__ import annotations
@@ -100,6 +101,26 @@ def test_sockets_trickling_a_request_head_are_dropped_and_healthz_stays_fast(gua
         stop.set()
         for sock in sockets:
             sock.close()
+        service.stop()
+
+
+def test_a_body_trickling_in_is_cut_off_at_the_body_timeout(guacd, tmp_path):
+    service = start_service(
+        tmp_path / "svc", f"{guacd.host}:{guacd.port}",
+        GUACBRIDGE_CONFIG=config_file(tmp_path, "[limits]\nheader_timeout = 30\n"
+                                                "body_timeout = 2\n"))
+    port = int(service.base_url.rsplit(":", 1)[1])
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /api/v1/consoles HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+            started = time.monotonic()
+            while not closed_by_peer(sock, wait=1.0):
+                assert time.monotonic() - started < 2 + 3, "the slow body was not cut off"
+                with contextlib.suppress(OSError):
+                    sock.send(b" ")                  # a byte a second: never the 1000
+        assert time.monotonic() - started >= 1.5     # the timeout, not something sooner
+    finally:
         service.stop()
 
 
