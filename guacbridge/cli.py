@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--user", help="the end user's name (shown to guacd)")
     create.add_argument("--ttl", type=int, help="seconds within which the URL must be opened")
     create.add_argument("--json", action="store_true", help="print the whole reply as JSON")
+    create.add_argument("--allow", action="append", metavar="NETWORK[:PORTS]",
+                        help="policy.allow for this command: a target refused by default"
+                             " (loopback, ...) that may be used, e.g. 127.0.0.1:5901")
     create.set_defaults(func=commands.console_create)
 
     k = command("keys", "make an API key: print its secret once and the TOML block to paste")

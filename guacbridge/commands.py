@@ -105,7 +105,7 @@ def submit_job(args: argparse.Namespace) -> int:
 
 def console_create(args: argparse.Namespace) -> int:
     from . import service
-    settings = settings_from(args)
+    settings = settings_from(args, policy_allow=args.allow)
     request: dict[str, Any] = {"target": target_from(args), "user": args.user, "ttl": args.ttl}
     try:
         reply = asyncio.run(service.build(settings).consoles.open(
@@ -293,8 +293,11 @@ def run_demo(args: argparse.Namespace) -> int:
         parts.append(guacd)
         desktop = demo.start_desktop(workdir / "desktop", password=secrets.token_hex(4))
         parts.append(desktop)
+        # The demo desktop is on loopback, which the target policy refuses unless allowed:
+        # the demo allows exactly its own desktop, nothing else on this machine.
         settings = settings_from(args, guacd=[(guacd.host, guacd.port)],
-                             data_dir=args.data_dir or str(workdir / "data"))
+                                 data_dir=args.data_dir or str(workdir / "data"),
+                                 policy_allow=[f"{desktop.host}:{desktop.port}"])
         built = service.build(settings)
         announcing: list[asyncio.Future[None]] = []     # held, so the task is not collected
 
@@ -328,7 +331,8 @@ guacbridge demo is running (Ctrl-C stops it).
   Another console for the same desktop:
 
     guacbridge console create --data-dir {settings.data_dir} --public-url {settings.base_url} \\
-        --host {desktop.host} --port {desktop.port} --password-file {password_file}
+        --host {desktop.host} --port {desktop.port} --allow {desktop.host}:{desktop.port} \\
+        --password-file {password_file}
 """, flush=True)
 
 

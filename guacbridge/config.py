@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import config_values as values
+from . import policy
 from .apikeys import ApiKey
 from .config_values import Address, bracket, origin, parse_address
 from .keyring import SecretKey
@@ -256,6 +257,37 @@ class Settings:
     shares_ttl: int = setting(
         "shares.ttl", None, 300, values.positive,
         "Seconds a share link waits for its first use")
+
+    # The target policy (policy.py): where consoles may go. Loopback, link-local, unspecified
+    # and multicast addresses and guacbridge's own dependencies are refused unless allow lists
+    # them; the lists narrow, each level within the one above: [policy], then the agent's,
+    # then the owner's (API key, broker producer, legacy location). Empty: no narrowing.
+    policy_networks: tuple[Any, ...] = setting(
+        "policy.networks", None, [], policy.networks,
+        "Networks (CIDR) consoles may reach, e.g. [\"10.0.0.0/8\"]; empty: any address not "
+        "refused by default")
+    policy_ports: tuple[tuple[int, int], ...] = setting(
+        "policy.ports", None, [], policy.ports,
+        "Ports and port ranges consoles may reach, e.g. [22, \"5900-5999\"]; empty: any")
+    policy_protocols: frozenset[str] = setting(
+        "policy.protocols", None, [], policy.protocols,
+        "Protocols consoles may use, e.g. [\"vnc\", \"rdp\"]; empty: every one")
+    policy_allow: tuple[Any, ...] = setting(
+        "policy.allow", "GUACBRIDGE_POLICY_ALLOW", [], policy.allowed,
+        "Targets refused by default but allowed: network[:ports], e.g. 127.0.0.1:5901; a "
+        "dependency's address only with its port")
+    policy_agents: Mapping[str, Any] = setting(
+        "policy.agents", None, {}, policy.rules_table,
+        "Per agent: [policy.agents.NAME] with networks, ports, protocols (narrowing)")
+    policy_api_keys: Mapping[str, Any] = setting(
+        "policy.api_keys", None, {}, policy.rules_table,
+        "Per API key: [policy.api_keys.NAME] with networks, ports, protocols (narrowing)")
+    policy_producers: Mapping[str, Any] = setting(
+        "policy.producers", None, {}, policy.rules_table,
+        "Per broker producer (RabbitMQ user): [policy.producers.USER], the same keys")
+    policy_legacy: Mapping[str, Any] = setting(
+        "policy.legacy", None, {}, policy.rules_table,
+        "Per legacy route location: [policy.legacy.LOCATION], the same keys")
 
     @property
     def base_url(self) -> str:

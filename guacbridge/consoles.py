@@ -26,6 +26,7 @@ from .grants import Grant, GrantStore, Target
 from .guacamole_sink import GuacamoleSink
 from .live import LiveTunnels
 from .metrics import Metrics
+from .policy import Policy
 from .recordings import PATH_PARAM, Recordings
 from .store import call
 from .store.guacamole_db import client_url
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 class Consoles:
     def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent], *,
                  events: ConsoleEvents, live: LiveTunnels, caps: limits.ConsoleCaps,
-                 recordings: Recordings, metrics: Metrics, sink: GuacamoleSink | None = None,
+                 recordings: Recordings, metrics: Metrics, policy: Policy,
+                 sink: GuacamoleSink | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
@@ -48,6 +50,7 @@ class Consoles:
         self.caps = caps
         self.recordings = recordings
         self.metrics = metrics
+        self.policy = policy
         self.sink = sink
         self.clock = clock
 
@@ -78,6 +81,9 @@ class Consoles:
             raise ConsoleError(e.status, e.details) from None
         finally:
             self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
+        # Where the agent says to go is judged as addresses before anything is issued.
+        judged = await self.policy.judge(owner, agent.name, resolved.target.protocol,
+                                         resolved.target.params)
 
         now = self.clock()
         use_by = now + request.ttl
@@ -85,7 +91,7 @@ class Consoles:
             use_by = min(use_by, resolved.expires_at)
         token, extra = grants.new_token(), request.extra_token
         console_id = console_id or grants.new_id()
-        target = resolved.target
+        target = Target(resolved.target.protocol, judged.params)
         if request.record:    # guacbridge's own parameters: a request can never name a path
             target = Target(target.protocol, {**target.params, **self.recordings.params(
                 console_id, request.record_keys)})
@@ -99,8 +105,7 @@ class Consoles:
                                         sink="guacamole", sink_state="provisioning")
         params = grant.target.params
         try:
-            self.caps.admit(grant.id, owner, f"{params.get('hostname')}:{params.get('port')}",
-                            use_by + grant.max_duration)
+            self.caps.admit(grant.id, owner, judged.key, use_by + grant.max_duration)
         except limits.Limited as e:
             raise ConsoleError(429, e.details) from None
         try:

@@ -34,6 +34,7 @@ from .guacd_pool import GuacdPool
 from .limits import ConsoleCaps, Throttle
 from .live import LiveTunnels
 from .metrics import Metrics
+from .policy import Policy
 from .recordings import Recordings
 from .sessions import Sessions
 from .shares import Shares
@@ -67,13 +68,15 @@ class Parts:
     create_throttle: Throttle
     connect_throttle: Throttle
     drain: Drain
+    policy: Policy                  # where consoles may go: the core and the tunnel judge
     guacamole: GuacamoleDb | None = None
     readiness: dict[str, Check] = dataclasses.field(default_factory=dict)   # by name
 
 
 def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent], *,
              clock: Callable[[], float] = time.time,
-             guacamole: GuacamoleDb | None = None) -> Parts:
+             guacamole: GuacamoleDb | None = None, policy: Policy | None = None) -> Parts:
+    policy = policy or Policy.from_settings(settings)
     audit = Audit(store, settings.instance_name, clock)
     events = ConsoleEvents(audit)
     metrics = Metrics()
@@ -88,7 +91,8 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
     metrics.live.set_function(live.total)
     sink = GuacamoleSink(guacamole, store, clock) if guacamole is not None else None
     consoles = Consoles(settings, store, agents, events=events, live=live, caps=caps,
-                        recordings=recordings, metrics=metrics, sink=sink, clock=clock)
+                        recordings=recordings, metrics=metrics, policy=policy, sink=sink,
+                        clock=clock)
     return Parts(
         settings=settings, store=store, audit=audit, events=events, metrics=metrics,
         recordings=recordings, pool=pool, caps=caps, live=live, consoles=consoles,
@@ -99,7 +103,7 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
                                  settings.limits_create_per_address),
         connect_throttle=Throttle("tunnel connects", None,
                                   settings.limits_connect_per_address),
-        drain=Drain(), guacamole=guacamole)
+        drain=Drain(), policy=policy, guacamole=guacamole)
 
 
 def build(settings: Settings) -> Parts:

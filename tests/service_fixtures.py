@@ -94,6 +94,10 @@ def start_service(workdir: pathlib.Path, guacd: str, port: int | None = None, tl
                     "GUACBRIDGE_API_KEYS": f"tests:{api_key}",
                     "GUACBRIDGE_DATA_DIR": str(workdir / "data"),
                     "GUACBRIDGE_DRAIN_SECONDS": "2",     # stop() waits 10 s, then kills
+                    # The test desktops, sshd and telnetd are on loopback, which the target
+                    # policy refuses unless allowed; the ports of guacbridge's own parts stay
+                    # refused (they need an entry with the port). "" gives the default policy.
+                    "GUACBRIDGE_POLICY_ALLOW": "127.0.0.0/8",
                     **env})
     if tls is not None:
         environ.update(GUACBRIDGE_TLS_CERT=str(tls.cert), GUACBRIDGE_TLS_KEY=str(tls.key))

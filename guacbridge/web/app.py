@@ -21,7 +21,8 @@ def make_app(parts: Parts) -> tornado.web.Application:
     creates = {**c, "create_throttle": parts.create_throttle}
     tunnel = {"consoles": parts.consoles, "sessions": parts.sessions, "live": parts.live,
               "pool": parts.pool, "shares": parts.shares, "metrics": parts.metrics,
-              "settings": s, "drain": parts.drain, "connect_throttle": parts.connect_throttle}
+              "settings": s, "drain": parts.drain, "connect_throttle": parts.connect_throttle,
+              "policy": parts.policy}
     return tornado.web.Application(
         [
             (r"/api/v1/openapi.json", api.OpenApiHandler, c),

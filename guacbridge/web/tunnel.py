@@ -35,6 +35,7 @@ from ..guacd_pool import GuacdPool
 from ..limits import Limited, Throttle
 from ..live import LiveTunnels
 from ..metrics import Metrics
+from ..policy import Policy
 from ..sessions import Sessions
 from ..shares import OwnerAway, Shares, Viewer
 from ..status import Status
@@ -69,7 +70,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
 
     def initialize(self, consoles: Consoles, sessions: Sessions, live: LiveTunnels,
                    pool: GuacdPool, shares: Shares, metrics: Metrics, settings: Settings,
-                   drain: Drain, connect_throttle: Throttle) -> None:
+                   drain: Drain, connect_throttle: Throttle, policy: Policy) -> None:
         self.consoles = consoles
         self.sessions = sessions
         self.live = live
@@ -79,6 +80,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.settings_ = settings
         self.drain = drain
         self.throttle = connect_throttle
+        self.policy = policy
         self.viewer: Viewer | None = None    # set when this tunnel joins through a share
         self.connection_id = ""
         self.tunnel_id = str(uuid.uuid4())
@@ -197,9 +199,18 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 return await self.pool.join(self.viewer.address, self.viewer.connection_id,
                                             self.viewer.params, caps, timeout)
             params = grant.target.params
+            # Judged again right before guacd connects: a name's addresses may have changed
+            # since the console was made (the agent's lists were applied then).
+            await self.policy.judge(grant.owner, None, grant.target.protocol, params)
             if layout and grant.target.protocol == "rdp":
                 params = {**params, "server-layout": layout}
             return await self.pool.connect(grant.target.protocol, params, caps, timeout)
+        except ConsoleError as e:        # the target policy refuses where it points now
+            log.warning("console %s: not connecting: %s", grant.id, e.details)
+            self.fail(Status.CLIENT_FORBIDDEN if e.status == 403 else
+                      Status.UPSTREAM_NOT_FOUND if e.status == 400 else
+                      Status.UPSTREAM_UNAVAILABLE, e.details)
+            return None
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
             if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone

@@ -89,6 +89,7 @@ def test_console_create_prints_a_working_url_and_reads_the_password_from_stdin(
     out = subprocess.run(GUACBRIDGE + ["console", "create", "--data-dir", str(data_dir),
                                        "--public-url", "http://127.0.0.1:1", "--host",
                                        vnc_desktop.host, "--port", str(vnc_desktop.port),
+                                       "--allow", f"{vnc_desktop.host}:{vnc_desktop.port}",
                                        "--password-file", "-", "--json"],
                          input=vnc_desktop.password + "\n", capture_output=True, text=True,
                          timeout=30)

@@ -90,7 +90,7 @@ def test_live_consoles_are_capped_per_target_and_per_owner(capped):
     r = capped.api("POST", "/api/v1/consoles", json={"target": TARGET})
     assert r.status_code == 429 and "127.0.0.1:5999 has 2 live consoles" in r.json()["details"]
     opened.append(capped.create(other)["id"])
-    r = capped.api("POST", "/api/v1/consoles", json={"target": {**TARGET, "hostname": "h3"}})
+    r = capped.api("POST", "/api/v1/consoles", json={"target": {**TARGET, "hostname": "127.0.0.3"}})
     assert r.status_code == 429 and "tests has 3 live consoles" in r.json()["details"]
     capped.delete(opened.pop(0))
     opened.append(capped.create(TARGET)["id"])         # a closed console frees its slot

@@ -91,7 +91,7 @@ def test_the_store_comes_back_after_a_database_restart(mariadb, mysql_url):
             store.get(before.id)
         assert mariadb.password not in str(e.value)
         with pytest.raises(ConsoleError) as e:       # the API answers 503, not a crash
-            asyncio.run(parts.consoles.open({"target": {"hostname": "h"}}, owner="t"))
+            asyncio.run(parts.consoles.open({"target": {"hostname": "10.0.0.5"}}, owner="t"))
         assert e.value.status == 503
     finally:
         mariadb.start()
