@@ -5,6 +5,7 @@ more connections than the per-address cap gets the next one closed at once (a tr
 does not); a deeply nested JSON body is a 400 with details, not a 500."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import select
 import socket
@@ -150,6 +151,33 @@ def test_a_client_over_the_connection_cap_gets_the_next_one_closed(guacd, tmp_pa
     finally:
         for sock in held:
             sock.close()
+        service.stop()
+
+
+def test_live_tunnels_count_toward_the_connection_cap(guacd, vnc_target, tunnel, tmp_path):
+    """WebSocket tunnels are connections too: three live consoles fill a cap of three."""
+    service = start_service(
+        tmp_path / "svc", f"{guacd.host}:{guacd.port}",
+        GUACBRIDGE_CONFIG=config_file(tmp_path, "[limits]\nconnections_per_address = 3\n"))
+    port = int(service.base_url.rsplit(":", 1)[1])
+    replies = [service.create(vnc_target) for _ in range(3)]   # each call's connection closes
+
+    async def scenario() -> tuple[bool, bool]:
+        async with contextlib.AsyncExitStack() as stack:
+            for reply in replies:
+                t = await stack.enter_async_context(tunnel(reply))
+                assert "error" not in await t.until("sync")
+            with socket.create_connection(("127.0.0.1", port)) as extra:
+                full = closed_by_peer(extra, wait=2)
+        # The tunnels are closed: the address has room again.
+        await asyncio.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", port)) as again:
+            return full, not closed_by_peer(again, wait=0.5)
+    try:
+        full, room_again = asyncio.run(scenario())
+        assert full, "a connection over the cap was accepted while three tunnels were live"
+        assert room_again
+    finally:
         service.stop()
 
 
