@@ -69,11 +69,16 @@ async def resolve_within(agent: Agent, target: Mapping[str, Any], seconds: float
     """``agent.resolve(target)``, or a 504 naming the agent after *seconds*: a request never
     waits longer on an upstream that stopped answering. The thread an abandoned call may
     still occupy finishes on its own (the agents bound their upstream calls too)."""
+    call = asyncio.ensure_future(agent.resolve(target))
     try:
-        return await asyncio.wait_for(agent.resolve(target), seconds)
-    except TimeoutError:
-        raise AgentError(504, f"agent {agent.name} did not answer within {seconds:g} s") \
-            from None
+        done, _ = await asyncio.wait({call}, timeout=seconds)
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+    if not done:            # not wait_for: a TimeoutError the agent raises is its own
+        call.cancel()
+        raise AgentError(504, f"agent {agent.name} did not answer within {seconds:g} s")
+    return call.result()
 
 
 def load_agents(settings: Settings) -> dict[str, Agent]:
