@@ -138,11 +138,16 @@ class GrantStore(AuditStore, Protocol):
         """Atomically mark the grant first-used and start its session; raise Refused.
         The page passes a reconnect secret's hash; a tunnel passes its own id."""
 
-    def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
-               window: float) -> Grant:
-        """Let a tunnel take the console over with the reconnect secret; raise Refused."""
+    def resume(self, grant_id: str, session_hash: str, next_hash: str, tunnel_id: str,
+               now: float, window: float) -> Grant:
+        """Let a tunnel take the console over with the reconnect secret (the current one or
+        its sent successor) and, in the same update, make it the current one and *next_hash*
+        its successor; raise Refused (an old or wrong secret: the words of
+        ``store.sql.SECRET_REPLACED``)."""
 
-    def by_session(self, grant_id: str, session_hash: str) -> Grant | None: ...
+    def by_session(self, grant_id: str, session_hash: str) -> Grant | None:
+        """The grant this secret speaks for, or None. Using the sent successor confirms it:
+        it becomes the current secret and the one before stops working."""
 
     def tunnel_ended(self, grant_id: str, tunnel_id: str, now: float) -> None:
         """Start the reconnect window, if that tunnel still held the console."""

@@ -6,6 +6,30 @@ by a tunnel (a third-party client: the console ends with that tunnel) or by the 
 which trades it for a reconnect secret so that its tunnels can come back after a network drop
 while the console lives. Refusals say why in words fit for the person holding the link, and
 are audited when the console is known.
+
+The reconnect secret travels in the tunnel's URL (a browser cannot give a WebSocket headers),
+so it may land in a proxy's log; it is therefore rotated at every resume, so that one read
+from a log is dead by the time it is read. The design, with its races:
+
+- The grant store keeps two SHA-256 digests: the current secret and its successor, sent to
+  the page but not yet seen back. A resume is one conditional UPDATE that accepts either;
+  the secret used becomes the current one and a fresh successor replaces any earlier one.
+- Right after that UPDATE the tunnel sends the successor to the page over the WebSocket
+  (:data:`SECRET_OPCODE`, never in a URL), before guacd is even asked.
+- The page switches to the successor at once and confirms it with its next page API call
+  (it makes one straight away): the first use of the successor, by a resume or by a page
+  call (``by_session``), makes it the current secret and the one before dead for good.
+- A tunnel that drops before the page got the successor leaves the page with the secret it
+  used, which is still the current one: the page is never locked out. A secret replayed
+  from a log works only in the moment between a resume and the page's confirmation (the
+  page confirms within one round trip), and such a takeover ends the page's tunnel.
+- A page call with the secret it held just before (sent before the notice arrived, answered
+  after the confirmation) gets 403; the page repeats such a call once with its new secret.
+- An old secret (or a wrong one) is refused with CLIENT_UNAUTHORIZED and the words of
+  ``store.sql.SECRET_REPLACED``; the page shows them and does not retry (it is not a status
+  the page reconnects on). Typically a copied tab, once the other copy moved on.
+
+A third-party client that spends the raw token holds no secret: nothing changes for it.
 """
 from __future__ import annotations
 
@@ -25,6 +49,10 @@ from .live import TAKEN_OVER, LiveTunnels
 from .store import call
 
 log = logging.getLogger(__name__)
+
+
+# guacbridge's instruction to the page: args[0] is the page's new reconnect secret.
+SECRET_OPCODE = "guacbridge-session"
 
 
 class PageSession(NamedTuple):
@@ -84,20 +112,28 @@ class Sessions:
                                  **(client or Client()).fields())
         return PageSession(grant, secret)
 
-    async def resume(self, console_id: str, secret: str, tunnel_id: str) -> Grant:
+    async def resume(self, console_id: str, secret: str, tunnel_id: str) -> PageSession:
         """A tunnel takes the console over with the page's reconnect secret; the tunnel
-        that held it before ends."""
-        grant = await call(self.store.resume, console_id, grants.hash_token(secret), tunnel_id,
-                           self.clock(), self.settings.reconnect_window)
+        that held it before ends. Returns the secret's successor, which the tunnel must send
+        the page (see the module's docstring); Refused says why not."""
+        successor = grants.new_token()
+        try:
+            grant = await call(self.store.resume, console_id, grants.hash_token(secret),
+                               grants.hash_token(successor), tunnel_id, self.clock(),
+                               self.settings.reconnect_window)
+        except Refused as e:
+            await self._refused(e, "tunnel", None)
+            raise
         self.live.stop(console_id, TAKEN_OVER)
-        return grant
+        return PageSession(grant, successor)
 
     async def page_grant(self, console_id: str, secret: str) -> Grant:
         """The grant a page's reconnect secret speaks for; 403 if none."""
         grant = await call(self.store.by_session, console_id,
                            grants.hash_token(secret)) if secret else None
         if grant is None:
-            raise ConsoleError(403, "this page's console session is not valid")
+            raise ConsoleError(403, "this page's console session is not valid: it was resumed"
+                                    " elsewhere with a newer secret")
         return grant
 
     async def up(self, console_id: str) -> None:

@@ -96,15 +96,28 @@ function setPref(name, value) {
 
 async function pageApi(path, method = 'GET', body = undefined) {
   const headers = { 'Content-Type': 'application/json' };
-  if (session.secret) {
-    headers[session.viewer ? 'X-Share-Session' : 'X-Console-Session'] = session.secret;
-  }
+  const secret = session.secret;
+  if (secret) headers[session.viewer ? 'X-Share-Session' : 'X-Console-Session'] = secret;
   const response = await fetch(`${base}/${path}`, {
     method, headers, body: body && JSON.stringify(body), cache: 'no-store',
   });
+  // The secret was rotated while this call was on its way (and the new one confirmed, which
+  // ends the old one): the same call once more, with the secret the page holds now.
+  if (response.status === 403 && secret && session.secret !== secret) {
+    return pageApi(path, method, body);
+  }
   const data = await response.json().catch(() => ({ details: response.statusText }));
   if (!response.ok) throw Object.assign(new Error(data.details), { status: response.status });
   return data;
+}
+
+/** Each resume rotates the reconnect secret: the tunnel hands the page the new one. */
+function takeSecret(secret) {
+  if (!secret || session.viewer || session.ended) return;
+  session.secret = secret;
+  sessionStorage.setItem(storeKey, secret);
+  // Its first use tells the server that this page holds it, which ends the one before.
+  pageApi('session').then(takeInfo).catch(() => {});
 }
 
 function takeInfo(info) {
@@ -300,6 +313,10 @@ function connect() {
     // once, to whichever instance takes new connections. Not a failure: no attempt counted.
     restart() {
       if (session.conn === conn && !conn.over) reconnect('the console service is restarting');
+    },
+    // Only the newest tunnel's: its resume is the one the server counts.
+    secret(secret) {
+      if (session.conn === conn) takeSecret(secret);
     },
     idleWarning(seconds) {
       if (session.conn === conn) idleWarning(seconds);

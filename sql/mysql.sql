@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS console_grant (
     closed_at     DOUBLE,
     close_reason  VARCHAR(255),
     session_hash  CHAR(64),                   -- the console page's reconnect secret
+    session_next_hash CHAR(64),               -- its successor, sent but not yet used
     live_tunnel   CHAR(36),                   -- the tunnel that holds the console now
     idle_since    DOUBLE,                     -- no tunnel since then; reconnect window runs
     up_at         DOUBLE,                     -- the first frame without an error: console up

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS console_grant (
     closed_at     REAL,
     close_reason  TEXT,
     session_hash  TEXT,                   -- the console page's reconnect secret (SHA-256)
+    session_next_hash TEXT,               -- its successor, sent but not yet used
     live_tunnel   TEXT,                   -- the tunnel that holds the console now
     idle_since    REAL,                   -- no tunnel since then; reconnect window runs
     up_at         REAL,                   -- the first frame without an error: console up

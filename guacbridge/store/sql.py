@@ -15,6 +15,11 @@ from ..audit import Closed, EventRow, InUse, TunnelRow
 from ..grants import Duplicate, Ended, Grant, Refused, Rekeyed, SessionEnd, Target
 from ..keyring import KeyRing, SecretsError
 
+# What a reconnect secret that is not (or no longer) the console's gets: the page that holds
+# it was copied or replayed, and another one resumed the console since (sessions.py).
+SECRET_REPLACED = ("this console session was resumed elsewhere with a newer secret; this page"
+                   " can no longer reconnect to it")
+
 
 class StoreUnavailable(Exception):
     """The database cannot be reached; the message says which and never holds a password."""
@@ -80,14 +85,22 @@ class SqlGrantStore:
             return self._grant(row[:-1])
         raise Refused(_why_refused(row, now), row[0] if row else None)
 
-    def resume(self, grant_id: str, session_hash: str, tunnel_id: str, now: float,
-               window: float) -> Grant:
+    def resume(self, grant_id: str, session_hash: str, next_hash: str, tunnel_id: str,
+               now: float, window: float) -> Grant:
+        # One conditional UPDATE: the secret used becomes the current one, *next_hash* its
+        # successor (replacing any earlier successor the page never used).
         with self._db() as db:
             cur = db.execute(
-                "UPDATE console_grant SET live_tunnel = ?, idle_since = NULL"
-                " WHERE id = ? AND session_hash = ? AND closed_at IS NULL AND deadline > ?"
+                "UPDATE console_grant SET live_tunnel = ?, idle_since = NULL,"
+                " session_hash = ?, session_next_hash = ?"
+                " WHERE id = ? AND (session_hash = ? OR session_next_hash = ?)"
+                " AND closed_at IS NULL AND deadline > ?"
                 " AND (idle_since IS NULL OR idle_since > ?)",
-                (tunnel_id, grant_id, session_hash, now, now - window))
+                (tunnel_id, session_hash, next_hash, grant_id, session_hash, session_hash,
+                 now, now - window))
+            known = db.execute("SELECT 1 FROM console_grant WHERE id = ? AND"
+                               " (session_hash = ? OR session_next_hash = ?)",
+                               (grant_id, session_hash, session_hash)).fetchone()
         grant = self.get(grant_id)
         if cur.rowcount == 1 and grant is not None:
             return grant
@@ -97,10 +110,16 @@ class SqlGrantStore:
             raise Refused(f"this console has been closed ({grant.close_reason})")
         if grant.deadline is not None and grant.deadline <= now:
             raise Refused("the console's time is up")
-        raise Refused("the console was left too long to reconnect, or the secret is wrong")
+        if known is None:
+            raise Refused(SECRET_REPLACED, grant_id)
+        raise Refused("the console was left too long to reconnect", grant_id)
 
     def by_session(self, grant_id: str, session_hash: str) -> Grant | None:
+        # The successor's first use confirms that the page holds it: the one before is dead.
         with self._db() as db:
+            db.execute("UPDATE console_grant SET session_hash = session_next_hash,"
+                       " session_next_hash = NULL WHERE id = ? AND session_next_hash = ?",
+                       (grant_id, session_hash))
             row = db.execute(f"SELECT {_COLUMNS} FROM console_grant WHERE id = ?"
                              " AND session_hash = ?", (grant_id, session_hash)).fetchone()
         return self._grant(row) if row else None

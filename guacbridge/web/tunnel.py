@@ -36,7 +36,7 @@ from ..limits import Limited, Throttle
 from ..live import LiveTunnels
 from ..metrics import Metrics
 from ..policy import Policy
-from ..sessions import Sessions
+from ..sessions import SECRET_OPCODE, Sessions
 from ..shares import OwnerAway, Shares, Viewer
 from ..status import Status
 from .access import RedactedLogging
@@ -170,8 +170,10 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                                                              self.tunnel_id)
                 return self.viewer.grant
             if arg("session", ""):
-                return await self.sessions.resume(arg("console", ""), arg("session"),
-                                                  self.tunnel_id)
+                resumed = await self.sessions.resume(arg("console", ""), arg("session"),
+                                                     self.tunnel_id)
+                self._send_secret(resumed.secret)
+                return resumed.grant
             return await self.sessions.start(arg("token", ""), arg("extra", "") or None,
                                              self.tunnel_id, self._client())
         except Refused as e:
@@ -394,6 +396,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def stop(self, reason: str) -> None:
         """Called by the core: close, sweeper, reconnect elsewhere, the deadline."""
         self.fail(Status.SESSION_CLOSED, f"The console session has ended: {reason}.", reason)
+
+    def _send_secret(self, secret: str) -> None:
+        """The page's reconnect secret was rotated by this resume: the page gets the new one
+        here, never in a URL (sessions.py says why and what if it never arrives)."""
+        if self.ws_connection is not None:
+            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                self.write_message(protocol.encode(SECRET_OPCODE, secret))
 
     def announce_restart(self, notice: str) -> None:
         """The service is restarting: the page moves to a new tunnel (web/drain.py)."""

@@ -76,7 +76,7 @@ def test_the_core_runs_on_mysql_like_on_sqlite(mysql_url):
         closed = await parts.consoles.close(reply["id"], "done")
         return grant, resumed, extended, closed
     grant, resumed, extended, closed = asyncio.run(scenario())
-    assert grant.has_session and grant.has_extra and resumed.live_tunnel == "tun-1"
+    assert grant.has_session and grant.has_extra and resumed.grant.live_tunnel == "tun-1"
     assert extended["state"] == "connecting" and closed["close_reason"] == "done"   # no frame
 
 

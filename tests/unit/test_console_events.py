@@ -154,7 +154,7 @@ def test_a_page_back_through_another_instance_ends_its_old_tunnel_here(tmp_path,
     async def scenario():
         first = await here.sessions.resume(grant.id, secret, "tun-1")
         here.live.attach(grant.id, stopped["tun-1"].append,
-                    LiveTunnel("tun-1", grant.id, Client(), clock()), first.deadline)
+                    LiveTunnel("tun-1", grant.id, Client(), clock()), first.grant.deadline)
         kept = await here.consoles.open({"target": TARGET}, owner="portal")   # nobody takes it over
         kept_grant = await here.sessions.start(kept["websocket"]["token"], None, "tun-3")
         here.live.attach(kept_grant.id, stopped["tun-3"].append,

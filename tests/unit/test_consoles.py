@@ -196,15 +196,15 @@ def test_the_page_trades_the_token_for_a_reconnect_secret_once(parts):
 
 def test_tunnels_come_back_with_the_secret_but_not_after_the_reconnect_window(parts, clock):
     reply, grant, secret = page_session(parts)
-    assert run(parts.sessions.resume(reply["id"], secret, "t1")).live_tunnel == "t1"
+    assert run(parts.sessions.resume(reply["id"], secret, "t1")).grant.live_tunnel == "t1"
     run(parts.sessions.tunnel_ended(grant, "t1", "network dropped"))
     clock.now += 60
-    assert run(parts.sessions.resume(reply["id"], secret, "t2")).live_tunnel == "t2"
+    assert run(parts.sessions.resume(reply["id"], secret, "t2")).grant.live_tunnel == "t2"
     run(parts.sessions.tunnel_ended(grant, "t2", "network dropped"))
     clock.now += 121
     with pytest.raises(Refused, match="left too long"):
         run(parts.sessions.resume(reply["id"], secret, "t3"))
-    with pytest.raises(Refused, match="unknown console session|wrong"):
+    with pytest.raises(Refused, match="resumed elsewhere with a newer secret"):
         run(parts.sessions.resume(reply["id"], "not-the-secret", "t3"))
 
 
@@ -215,6 +215,46 @@ def test_a_replaced_tunnel_ending_late_does_not_start_the_reconnect_window(parts
     run(parts.sessions.tunnel_ended(grant, "old", "replaced"))
     clock.now += 3600
     assert parts.store.expire(clock.now, 120) == []           # "new" still holds it
+
+
+REPLACED = "resumed elsewhere with a newer secret"
+
+
+def page_call(parts, reply, secret):
+    """What the page's own API (X-Console-Session) would answer: the grant, or 403."""
+    return run(parts.sessions.page_grant(reply["id"], secret))
+
+
+def test_a_resume_rotates_the_secret_the_old_one_dies_once_the_new_one_is_used(parts, tmp_path):
+    reply, _, s0 = page_session(parts)
+    s1 = run(parts.sessions.resume(reply["id"], s0, "t1")).secret
+    assert s1 != s0 and len(s1) >= 43
+    assert page_call(parts, reply, s0).id == reply["id"]    # a call sent before the notice
+    assert page_call(parts, reply, s1).id == reply["id"]    # the page confirms s1
+    with pytest.raises(Refused, match=REPLACED):            # s0, replayed from a log
+        run(parts.sessions.resume(reply["id"], s0, "t2"))
+    with pytest.raises(ConsoleError) as e:
+        page_call(parts, reply, s0)
+    assert e.value.status == 403
+    s2 = run(parts.sessions.resume(reply["id"], s1, "t3")).secret     # the page, later
+    assert run(parts.sessions.resume(reply["id"], s2, "t4")).grant.live_tunnel == "t4"
+    with pytest.raises(Refused, match=REPLACED):       # the successor's resume confirmed it
+        run(parts.sessions.resume(reply["id"], s1, "t5"))
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("guacbridge.sqlite3*"))
+    assert not any(s.encode() in raw for s in (s0, s1, s2))          # hashes only
+    assert grants.hash_token(s2).encode() in raw
+
+
+def test_a_page_that_never_got_its_new_secret_comes_back_with_the_one_it_has(parts):
+    reply, grant, s0 = page_session(parts)
+    lost = run(parts.sessions.resume(reply["id"], s0, "t1")).secret   # the tunnel dropped
+    run(parts.sessions.tunnel_ended(grant, "t1", "network dropped"))
+    s2 = run(parts.sessions.resume(reply["id"], s0, "t2")).secret     # not locked out
+    with pytest.raises(Refused, match=REPLACED):         # the undelivered one is gone
+        run(parts.sessions.resume(reply["id"], lost, "t3"))
+    assert page_call(parts, reply, s2).id == reply["id"]
+    with pytest.raises(Refused, match=REPLACED):
+        run(parts.sessions.resume(reply["id"], s0, "t3"))
 
 
 def test_the_sweeper_closes_a_console_left_longer_than_the_window(parts, clock):
