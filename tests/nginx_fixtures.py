@@ -26,7 +26,9 @@ def render_example(upstreams: list[int], listen_port: int, cert: pathlib.Path,
              ("listen 443 ssl;", f"listen 127.0.0.1:{listen_port} ssl;"),
              ("/etc/ssl/guacbridge/fullchain.pem", str(cert)),
              ("/etc/ssl/guacbridge/privkey.pem", str(key)),
-             ("/var/log/nginx/guacbridge.access.log", str(log))]
+             ("/var/log/nginx/guacbridge.access.log", str(log)),
+             ("/var/log/nginx/guacbridge.error.log",
+              str(log.with_name("guacbridge.error.log")))]
     for old, new in swaps:
         assert old in text, f"deploy/nginx-guacbridge.conf no longer has {old!r}"
         text = text.replace(old, new)
@@ -42,6 +44,12 @@ class Nginx:
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    def logs(self) -> dict[str, str]:
+        """Every log nginx wrote, by file name: the example's access and error logs, and the
+        test's own nginx-wide error log."""
+        return {path.name: path.read_text(errors="replace")
+                for path in sorted(self.workdir.glob("*.log"))}
 
     def stop(self) -> None:
         stop_process(self.process)

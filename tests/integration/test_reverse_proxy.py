@@ -3,14 +3,18 @@ the WebSocket tunnel all work through it over TLS, and guacbridge believes X-For
 only from the proxies it was told to trust."""
 import asyncio
 import re
+import secrets
 import ssl
 import time
 
 import pytest
 import requests
+import tornado.httpclient
 
+import leaks
 from guacbridge import protocol
 from guacbridge.demo import free_port
+from guacbridge.sessions import SECRET_OPCODE
 from nginx_fixtures import start_nginx
 from service_fixtures import start_service
 
@@ -78,3 +82,72 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(proxied, service):
     assert seen_from(behind) == "203.0.113.9"
     ask(service.base_url)                             # a service that trusts no proxy
     assert seen_from(service) == "127.0.0.1"
+
+
+# -- nothing nginx logs holds a secret ---------------------------------------------------
+
+def test_nginx_logs_no_legacy_key_password_token_or_reconnect_secret(guacd, vnc_target, tunnel,
+                                                                     test_ca, tmp_path):
+    """The legacy route (key and password in the path) and the tunnel (token or reconnect
+    secret in the query string) through the example's nginx, answered and then with
+    guacbridge stopped, so that nginx logs upstream failures: no secret in any of its logs."""
+    key, password = secrets.token_urlsafe(18), secrets.token_urlsafe(12)
+    leaks.remember(key, password)
+    port = free_port()
+    nginx = start_nginx(tmp_path / "nginx", [port], test_ca.cert, test_ca.key)
+    conf = tmp_path / "guacbridge.toml"
+    conf.write_text(f'[legacy.keys]\nams1 = "{key}"\n')
+    service = start_service(tmp_path / "guacbridge", f"{guacd.host}:{guacd.port}", port=port,
+                            GUACBRIDGE_CONFIG=str(conf), GUACBRIDGE_PUBLIC_URL=nginx.base_url,
+                            GUACBRIDGE_TRUSTED_PROXIES="127.0.0.1")
+    service.base_url, service.verify = nginx.base_url, str(test_ca.ca_cert)
+    trust = ssl.create_default_context(cafile=str(test_ca.ca_cert))
+    legacy = (f"/192.0.2.10/skey/{key}/id/web-12/ovirt/pass/{password}/port/5900"
+              "/location/ams1")
+    spent: list[str] = []
+
+    async def open_tunnel(reply, **query):
+        async with tunnel(reply, ssl_options=trust, **query) as t:
+            seen = await t.until("sync")
+            spent.extend(args[0] for args in seen.get(SECRET_OPCODE, []))
+            return seen
+    try:
+        answered = requests.get(nginx.base_url + legacy, verify=service.verify, timeout=10)
+        assert answered.status_code != 502 and "Result" in answered.json()
+        used = service.create(vnc_target)                              # a raw-token tunnel
+        assert "error" not in asyncio.run(open_tunnel(used))
+        paged = service.create(vnc_target)                             # the page's tunnel
+        secret = service.api("POST", f"/console/{paged['id']}/session", key=None,
+                             json={"token": paged["websocket"]["token"]}).json()["session"]
+        assert "error" not in asyncio.run(open_tunnel(paged, console=paged["id"],
+                                                      session=secret))
+        unused = service.create(vnc_target)         # its token is still good when logged
+    finally:
+        service.stop()
+    leaks.remember(*spent)
+    try:
+        assert requests.get(nginx.base_url + legacy, verify=service.verify,
+                            timeout=10).status_code == 502
+        for reply, query in [(unused, {}), (paged, {"console": paged["id"], "session": secret}),
+                             (paged, {"console": paged["id"], "session": spent[-1]})]:
+            with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+                asyncio.run(open_tunnel(reply, **query))
+            assert e.value.code == 502
+        assert requests.get(nginx.base_url + "/healthz", verify=service.verify,
+                            timeout=10).status_code == 502
+        time.sleep(0.5)                            # let nginx write its lines
+    finally:
+        nginx.stop()
+    logs = nginx.logs()
+    access, errors = logs["access.log"], logs["guacbridge.error.log"]
+    # The requests were logged, and the upstream failure too (on a path without secrets):
+    assert '"GET /(legacy route, redacted) HTTP/1.1" 502 ' in access
+    assert '"GET /tunnel HTTP/1.1" 101 ' in access and '"GET /tunnel HTTP/1.1" 502 ' in access
+    assert "/healthz" in errors and "connect() failed" in errors
+    shown = [key, password, unused["websocket"]["token"], used["websocket"]["token"],
+             paged["websocket"]["token"], secret, *spent]
+    found = [(name, value[:4]) for name, text in logs.items() for value in shown
+             if value in text]
+    assert not found, f"secrets in nginx's logs: {found}"
+    assert not any(marker in text for text in logs.values()
+                   for marker in ("token=", "session=", "/skey/", "/pass/"))
