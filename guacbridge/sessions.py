@@ -112,7 +112,8 @@ class Sessions:
                                  **(client or Client()).fields())
         return PageSession(grant, secret)
 
-    async def resume(self, console_id: str, secret: str, tunnel_id: str) -> PageSession:
+    async def resume(self, console_id: str, secret: str, tunnel_id: str,
+                     client: Client | None = None) -> PageSession:
         """A tunnel takes the console over with the page's reconnect secret; the tunnel
         that held it before ends. Returns the secret's successor, which the tunnel must send
         the page (see the module's docstring); Refused says why not."""
@@ -122,7 +123,7 @@ class Sessions:
                                grants.hash_token(successor), tunnel_id, self.clock(),
                                self.settings.reconnect_window)
         except Refused as e:
-            await self._refused(e, "tunnel", None)
+            await self._refused(e, "tunnel", client)   # e.g. a secret replayed from a log
             raise
         self.live.stop(console_id, TAKEN_OVER)
         return PageSession(grant, successor)

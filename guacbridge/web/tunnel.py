@@ -171,7 +171,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 return self.viewer.grant
             if arg("session", ""):
                 resumed = await self.sessions.resume(arg("console", ""), arg("session"),
-                                                     self.tunnel_id)
+                                                     self.tunnel_id, self._client())
                 self._send_secret(resumed.secret)
                 return resumed.grant
             return await self.sessions.start(arg("token", ""), arg("extra", "") or None,

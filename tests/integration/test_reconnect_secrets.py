@@ -61,6 +61,11 @@ def test_a_resumed_pages_old_secret_is_refused_with_a_clear_status(service, vnc_
     status, message, (code, _) = refused(tunnel, reply, s1)
     assert status == Status.CLIENT_UNAUTHORIZED and REPLACED in message
     assert code == Status.CLIENT_UNAUTHORIZED.websocket
+    events = service.api("GET", f"/api/v1/consoles/{reply['id']}/events").json()["events"]
+    replayed = [e["data"] for e in events if e["kind"] == "refused"]       # audited
+    assert [r["reason"] for r in replayed] == [REPLACED + "; this page can no longer reconnect"
+                                               " to it"] and replayed[0]["by"] == "tunnel"
+    assert replayed[0]["client_address"] == "127.0.0.1"
     s3 = resume(tunnel, reply, s2)                         # the page's next reconnect
     assert s3 not in (s1, s2)
 
