@@ -23,7 +23,9 @@ A refusal is ConsoleError(403) whose details name the address and the rule, e.g.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
+import functools
 import ipaddress
 import re
 import socket
@@ -221,12 +223,18 @@ def show(address: IP, port: int) -> str:
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
 
+# Threads of its own: a slow DNS server must not hold up the grant store's calls, which use
+# the loop's default executor.
+_RESOLVING = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="guacbridge-dns")
+
+
 async def system_resolver(name: str) -> list[str]:
-    """The name's addresses through getaddrinfo, in the loop's executor (never on the
-    loop itself), within RESOLVE_TIMEOUT."""
+    """The name's addresses through getaddrinfo, in a thread (never on the event loop),
+    within RESOLVE_TIMEOUT."""
     loop = asyncio.get_running_loop()
-    infos = await asyncio.wait_for(
-        loop.getaddrinfo(name, None, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
+    infos = await asyncio.wait_for(loop.run_in_executor(
+        _RESOLVING, functools.partial(socket.getaddrinfo, name, None,
+                                      type=socket.SOCK_STREAM)), RESOLVE_TIMEOUT)
     return [str(info[4][0]) for info in infos]
 
 
@@ -427,17 +435,17 @@ class Policy:
         now = self.clock()
         if self._deps_at is not None and now - self._deps_at < DEPENDENCY_TTL:
             return self._dep_addresses
-        out: list[tuple[IP, int, str]] = []
-        for dep in self.deps:
+        async def addresses(dep: Dependency) -> list[tuple[IP, int, str]]:
             fixed = literal(dep.host)
             if fixed is not None:
-                out.append((fixed, dep.port, dep.what))
-                continue
+                return [(fixed, dep.port, dep.what)]
             try:
                 found = await self.resolver(dep.host)
             except (OSError, TimeoutError):
-                continue
-            out += [(_unmap(ipaddress.ip_address(a.partition("%")[0])), dep.port, dep.what)
+                return []
+            return [(_unmap(ipaddress.ip_address(a.partition("%")[0])), dep.port, dep.what)
                     for a in found]
+        resolved = await asyncio.gather(*(addresses(dep) for dep in self.deps))
+        out = [each for found in resolved for each in found]
         self._dep_addresses, self._deps_at = out, now
         return out

@@ -7,11 +7,12 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-import pytest
-
 import leaks
-from guacbridge import apikeys
+import pytest
 from service_fixtures import start_service
+from test_broker import broker_env, job  # noqa: F401 - broker_env: its fixture
+
+from guacbridge import apikeys
 
 pytestmark = pytest.mark.integration
 
@@ -161,9 +162,8 @@ def test_a_console_is_judged_again_when_its_tunnel_connects(guacd, vnc_desktop, 
     assert "not connecting" in log
 
 
-def test_a_job_to_a_refused_target_is_dead_lettered_with_the_rule(broker_env):
-    from test_broker import job
-    url, producer, start_worker, _ = broker_env
+def test_a_job_to_a_refused_target_is_dead_lettered_with_the_rule(broker_env):  # noqa: F811
+    _, producer, start_worker, _ = broker_env
     start_worker(broker_toml=f'[policy.producers."{producer.user}"]\n'
                  'ports = ["5900-5999"]\n')
     producer.wait_for_topology()
@@ -186,5 +186,3 @@ def test_a_job_to_a_refused_target_is_dead_lettered_with_the_rule(broker_env):
         f"10.0.0.5:22 is outside policy.producers.{producer.user}.ports",
         "169.254.169.254:80 is a link-local address, refused unless policy.allow lists it"]
 
-
-from test_broker import broker_env  # noqa: E402,F401 - its fixture, for the job test above

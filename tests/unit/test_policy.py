@@ -179,10 +179,10 @@ def test_the_toml_shape(tmp_path):
     assert s.policy_api_keys["portal"].protocols == {"vnc"}
     assert str(s.policy_producers["billing"].networks[0]) == "10.1.0.0/16"
     f.write_text('[policy.api_keys.portal]\nport = [22]\n')
-    with pytest.raises(config.ConfigError, match="policy_api_keys.*unknown key.*port"):
+    with pytest.raises(config.ConfigError, match=r"policy_api_keys.*unknown key.*port"):
         config.load(env={}, path=f)
     f.write_text('[policy]\nnetwork = ["10.0.0.0/8"]\n')
-    with pytest.raises(config.ConfigError, match="unknown setting.*policy_network"):
+    with pytest.raises(config.ConfigError, match=r"unknown setting.*policy_network"):
         config.load(env={}, path=f)
     with pytest.raises(config.ConfigError, match="policy_ports"):
         config.load(env={}, policy_ports=["70000"])
@@ -204,7 +204,7 @@ def parts(tmp_path):
 
 
 def test_the_core_refuses_before_issuing_and_caps_by_the_normalised_address(parts):
-    parts, dns = parts
+    parts, _ = parts
     target = {"agent": "static", "protocol": "telnet", "hostname": "169.254.169.254",
               "port": 80}
     with pytest.raises(ConsoleError) as e:
