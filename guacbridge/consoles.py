@@ -58,11 +58,11 @@ class Consoles:
                    console_id: str | None = None) -> dict[str, Any]:
         """Check a console request, resolve its target, issue a grant; the reply body.
         With *console_id* (the broker's, derived from a job id) a repeat finds the console
-        made the first time: a fresh token replaces one never used."""
+        made the first time: a fresh token replaces one never used, for *owner* alone."""
         if console_id is not None:
             existing = await call(self.store.get, console_id)
             if existing is not None:
-                return await self._again(existing)
+                return await self._again(existing, owner)
         settings = self.settings
         request = console_request.parse(
             body, use_by=settings.use_by, duration=settings.duration,
@@ -114,7 +114,7 @@ class Consoles:
                            grants.hash_token(extra) if extra is not None else None)
             except grants.Duplicate:      # the same job, racing itself
                 self.caps.release(grant.id)
-                return await self._again(await self._grant(grant.id))
+                return await self._again(await self._grant(grant.id), owner)
             if guacamole:
                 assert self.sink is not None
                 grant = await self.sink.provision(
@@ -136,8 +136,11 @@ class Consoles:
             return self.reply(grant)
         return self.reply(grant, token=token, extra=extra)
 
-    async def _again(self, grant: Grant) -> dict[str, Any]:
-        """The reply for a console asked for a second time."""
+    async def _again(self, grant: Grant, owner: str) -> dict[str, Any]:
+        """The reply for a console asked for a second time: by its owner only, or another
+        caller would take over its link (a fresh token voids the one sent first)."""
+        if grant.owner != owner:
+            raise ConsoleError(409, f"console {grant.id} belongs to another owner")
         token = grants.new_token()
         if grant.sink == "direct" and await call(self.store.rotate_token, grant.id,
                                                  grants.hash_token(token)):

@@ -4,6 +4,12 @@ say whether a failure is final (dead-letter it) or passing (retry it later).
 The contract is ``schemas/job-v1.json``. An ``open`` job's console id is derived from its
 ``job_id``, so a job delivered twice (a crash before the ack, a producer's replay) can only
 ever make one console; the repeat is answered with that console.
+
+A job's owner is the producer RabbitMQ vouches for (``amqp:<user>``, see broker.py). A
+``job_id`` is its producer's: another producer's repeat is refused before anything changes
+(it would otherwise get a fresh token for the first producer's console, voiding its link).
+``extend`` and ``close`` act on the producer's own consoles only, unless it is an admin
+producer; another owner's console answers like one that does not exist, as in the API.
 """
 from __future__ import annotations
 
@@ -51,26 +57,40 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 async def run(consoles: Consoles, job: dict[str, Any], owner: str,
-              queue_agent: str) -> dict[str, Any]:
+              queue_agent: str, admin: bool = False) -> dict[str, Any]:
     """The reply body for a valid job taken from *queue_agent*'s queue: the API's body plus
-    ``job_id``."""
+    ``job_id``. *owner* published it; *admin* lets it extend and close any console."""
     try:
         if job["action"] == "open":
-            agent = job["target"].get("agent")
-            if agent != queue_agent:
-                raise JobRejected(f"target.agent {agent!r} does not match the routing key "
-                                  f"{queue_agent!r}")
-            request = {k: job[k] for k in console_request.FIELDS if k in job}
-            reply = await consoles.open(request, owner,
-                                        console_id=console_id_for(job["job_id"]))
-        elif job["action"] == "extend":
-            reply = await consoles.extend(job["console_id"],
-                                          job.get("seconds", consoles.settings.extend_step))
+            reply = await _open(consoles, job, owner, queue_agent)
         else:
-            reply = await consoles.close(job["console_id"],
-                                         job.get("reason") or f"closed by job from {owner}")
+            grant = await consoles.current(job["console_id"])
+            if grant is None or not (admin or grant.owner == owner):
+                raise JobRejected(f"no console with id {job['console_id']}")   # as the API
+            if job["action"] == "extend":
+                reply = await consoles.extend(job["console_id"],
+                                              job.get("seconds", consoles.settings.extend_step))
+            else:       # the schema caps the reason; it reaches the owner's browser
+                reply = await consoles.close(job["console_id"],
+                                             job.get("reason") or f"closed by job from {owner}")
     except ConsoleError as e:
         if e.status >= 500:
             raise JobDeferred(e.details) from None
         raise JobRejected(e.details) from None
     return {**reply, "job_id": job["job_id"]}
+
+
+async def _open(consoles: Consoles, job: dict[str, Any], owner: str,
+                queue_agent: str) -> dict[str, Any]:
+    agent = job["target"].get("agent")
+    if agent != queue_agent:
+        raise JobRejected(f"target.agent {agent!r} does not match the routing key "
+                          f"{queue_agent!r}")
+    request = {k: job[k] for k in console_request.FIELDS if k in job}
+    console_id = console_id_for(job["job_id"])
+    existing = await consoles.current(console_id)
+    if existing is not None and existing.owner != owner:
+        # Admin or not: a repeat is never a way to take over another producer's link. Two
+        # producers racing past this check are held by the core's own owner check (409).
+        raise JobRejected(f"job_id {job['job_id']} belongs to another producer")
+    return await consoles.open(request, owner, console_id=console_id)
