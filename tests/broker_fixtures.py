@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import os
 import pathlib
+import secrets
 import signal
 import subprocess
 import time
 import uuid
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
+import leaks
 from guacbridge.demo import free_port, wait_for_port
 from parts import require
 
 RABBIT = "/usr/lib/rabbitmq/bin"
+# The permissions docs/broker.rst tells operators to give (configure, write, read): the
+# worker's own user, and a producer's: its reply queue is <user>.replies or one RabbitMQ names
+# (amq.gen-…, as guacbridge submit declares).
+WORKER_PERMISSIONS = (r"^guacbridge\.", r"^(guacbridge\..*|amq\.default)$", r"^guacbridge\.")
+
+
+def producer_permissions(user: str, write: str = r"^guacbridge\.jobs$") -> tuple[str, str, str]:
+    replies = rf"^({user}\.replies|amq\.gen-.*)$"
+    return (replies, write, replies)
 
 
 class RabbitMQ:
@@ -74,6 +86,19 @@ class RabbitMQ:
         self.ctl("add_vhost", vhost)
         self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    def add_user(self, url: str, name: str, permissions: tuple[str, str, str]) -> str:
+        """A RabbitMQ user with *permissions* (configure, write, read regular expressions)
+        on *url*'s vhost only; the URL it logs in with. Users are the node's, not the vhost's:
+        a name used by an earlier test gets a new password."""
+        vhost = unquote(urlsplit(url).path[1:])
+        password = secrets.token_hex(12)
+        leaks.remember(password)
+        if self.ctl("add_user", name, password).returncode != 0:
+            assert self.ctl("change_password", name, password).returncode == 0
+        done = self.ctl("set_permissions", "-p", vhost, name, *permissions)
+        assert done.returncode == 0, done.stderr
+        return f"amqp://{quote(name, safe='')}:{password}@127.0.0.1:{self.port}/{quote(vhost)}"
 
 
 @pytest.fixture(scope="session")

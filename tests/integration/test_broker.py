@@ -20,14 +20,15 @@ pytestmark = pytest.mark.integration
 TARGET = {"agent": "static", "protocol": "vnc", "hostname": "10.0.0.5", "port": 5901,
           "password": "job-secret"}
 REPLIES = "test.replies"
+AS_LOGIN = object()         # publish with user_id = the producer's own login (the default)
 
 
 class Worker:
-    def __init__(self, workdir, url, guacamole_db=None):
+    def __init__(self, workdir, url, guacamole_db=None, broker_toml=""):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "guacbridge.toml").write_text(
-            "[broker]\nretry_delays = [0.2, 0.4]\n"
+            f"[broker]\nretry_delays = [0.2, 0.4]\n{broker_toml}"
             "[guacamole]\nurl = \"http://guac.example/guacamole\"\n")
         env = {**os.environ, "GUACBRIDGE_AMQP_URL": url,
                "GUACBRIDGE_DATA_DIR": str(workdir.parent / "data"),
@@ -50,15 +51,20 @@ class Worker:
 
 
 class Producer:
-    def __init__(self, url):
+    """A producer as the docs describe one: it logs in as its own RabbitMQ user and sets
+    user_id to that login on every job (RabbitMQ checks it; the worker makes it the owner)."""
+
+    def __init__(self, url, replies=REPLIES):
         self.url = url
+        self.user = pika.URLParameters(url).credentials.username
+        self.reply_queue = replies
         self.connect()
 
     def connect(self):
         self.connection = pika.BlockingConnection(pika.URLParameters(self.url))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
-        self.channel.queue_declare(REPLIES, durable=True)
+        self.channel.queue_declare(self.reply_queue, durable=True)
 
     def wait_for_topology(self, timeout=20):
         deadline = time.monotonic() + timeout
@@ -73,13 +79,16 @@ class Producer:
                 time.sleep(0.2)
         raise AssertionError("the worker did not declare its topology")
 
-    def publish(self, body, routing_key="static", raw=False):
+    def publish(self, body, routing_key="static", raw=False, user_id=AS_LOGIN,
+                exchange="guacbridge.jobs", headers=None):
         if not raw:
             leaks.remember_in(body)
         self.channel.basic_publish(
-            "guacbridge.jobs", routing_key, body if raw else json.dumps(body).encode(),
-            pika.BasicProperties(delivery_mode=2, reply_to=REPLIES, message_id=str(uuid.uuid4()),
+            exchange, routing_key, body if raw else json.dumps(body).encode(),
+            pika.BasicProperties(delivery_mode=2, reply_to=self.reply_queue,
+                                 message_id=str(uuid.uuid4()), headers=headers,
                                  correlation_id=body["job_id"] if not raw else "raw",
+                                 user_id=self.user if user_id is AS_LOGIN else user_id,
                                  content_type="application/json"))
 
     def replies(self, count, timeout=30):
@@ -87,7 +96,8 @@ class Producer:
         deadline = time.monotonic() + timeout
         while len(out) < count and time.monotonic() < deadline:
             try:
-                method, props, body = self.channel.basic_get(REPLIES, auto_ack=True)
+                method, props, body = self.channel.basic_get(self.reply_queue,
+                                                             auto_ack=True)
             except pika.exceptions.AMQPError:
                 time.sleep(0.5)
                 try:
