@@ -134,6 +134,7 @@ def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
                                       env=env, cwd=ROOT, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True)
         connection = pika.BlockingConnection(pika.URLParameters(url))
+        login = pika.URLParameters(url).credentials.username
         channel = connection.channel()
         replies = channel.queue_declare("", exclusive=True).method.queue
         deadline = time.monotonic() + 30
@@ -165,7 +166,7 @@ def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
             channel.basic_publish("guacbridge.jobs", "static", json.dumps(
                 {"version": 1, "job_id": job_id, "action": "open", "target": TARGET}),
                 pika.BasicProperties(delivery_mode=2, reply_to=replies,
-                                     correlation_id=job_id,
+                                     correlation_id=job_id, user_id=login,   # the owner
                                      content_type="application/json"))
         deadline = time.monotonic() + 120
         while len(got) < jobs and time.monotonic() < deadline:

@@ -12,6 +12,13 @@ Each consumer is a thread with its own connection and a prefetch of one: several
 agent type, and several workers on one queue, compete for jobs. A job is acknowledged only
 after its outcome is stored and its reply confirmed by the broker; the core's work runs on
 the service's event loop, the same code path as the HTTP API.
+
+Who published a job is what RabbitMQ vouches for: the message's ``user_id`` property, which
+RabbitMQ refuses to deliver unless it is the publisher's own login. The job's owner is
+``amqp:<user_id>``; a message without it is dead-lettered, since nothing else (``app_id``,
+the body) says who sent it. A job this worker publishes again (a retry, a misrouted job)
+carries the worker's own login as ``user_id`` and the producer in ``x-guacbridge-producer``;
+that header is believed only beside the worker's login, from nobody else.
 """
 from __future__ import annotations
 
@@ -43,6 +50,10 @@ DEAD = "guacbridge.dead"
 EVENTS = "guacbridge.events"
 REASON = "x-guacbridge-reason"
 ATTEMPTS = "x-guacbridge-attempts"
+PRODUCER = "x-guacbridge-producer"
+NO_USER_ID = ("the message has no user_id property: publish it with user_id set to the RabbitMQ"
+              " user you log in as (RabbitMQ checks it); without it nothing vouches for who"
+              " sent the job")
 JOB_TIMEOUT = 120.0   # seconds a job may take in the core before it counts as passing failure
 MAX_PENDING_EVENTS = 10000
 
@@ -77,6 +88,12 @@ def declare(channel: Any, agents: list[str], retry_delays: tuple[float, ...]) ->
     channel.exchange_declare(EVENTS, "topic", durable=True)
 
 
+def login_of(url: str) -> str | None:
+    """The RabbitMQ user *url* logs in as (pika's ``guest`` when it names none); None for a
+    login without a user name (EXTERNAL)."""
+    return getattr(pika.URLParameters(url).credentials, "username", None) or None
+
+
 def _connect(url: str) -> pika.BlockingConnection:
     params = pika.URLParameters(url)
     params.heartbeat = 30
@@ -97,6 +114,8 @@ class Broker:
         self.loop = loop
         self.settings = consoles.settings
         self.url = consoles.settings.amqp_url or ""
+        self.login = login_of(self.url) if self.url else None   # vouches for jobs it re-sends
+        self.admins = frozenset(self.settings.broker_admin_producers)
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         self.consumers: list[Consumer] = []
@@ -262,10 +281,14 @@ class Consumer:
     def _handle(self, channel: Any, method: Any, props: pika.BasicProperties,
                 body: bytes) -> None:
         headers = dict(props.headers or {})
+        producer = self._producer(props)
         if self.agent is None:
             if method.routing_key in self.broker.consoles.agents:
+                if producer is None:
+                    return self._dead(channel, method, props, body, NO_USER_ID)
                 # Misrouted while the broker was restarting: hand it to its agent's queue.
-                channel.basic_publish("", queue_for(method.routing_key), body, props)
+                channel.basic_publish("", queue_for(method.routing_key), body,
+                                      self._vouched(props, headers, producer))
                 channel.basic_ack(method.delivery_tag)
                 return
             return self._dead(channel, method, props, body,
@@ -274,7 +297,9 @@ class Consumer:
             job = jobs.parse(body)
         except jobs.JobRejected as e:
             return self._dead(channel, method, props, body, str(e))
-        owner = f"amqp:{props.app_id or props.user_id or 'producer'}"
+        if producer is None:
+            return self._dead(channel, method, props, body, NO_USER_ID, job_id=job["job_id"])
+        owner = f"amqp:{producer}"
         # A message seen again (its ack was lost to a crash or a broker restart) is not
         # answered twice; a producer's deliberate replay is a new message and is answered.
         delivery = props.message_id or ""
@@ -282,7 +307,8 @@ class Consumer:
             channel.basic_ack(method.delivery_tag)
             return
         try:
-            reply = self.broker.run_job(jobs.run(self.broker.consoles, job, owner, self.agent))
+            reply = self.broker.run_job(jobs.run(self.broker.consoles, job, owner, self.agent,
+                                                 admin=producer in self.broker.admins))
         except jobs.JobRejected as e:
             return self._dead(channel, method, props, body, str(e), job_id=job["job_id"])
         except (jobs.JobDeferred, TimeoutError) as e:
@@ -294,6 +320,27 @@ class Consumer:
         self.broker.metrics.jobs.labels("done").inc()
         log.info("broker: job %s (%s) done: console %s", job["job_id"], job["action"],
                  reply.get("id"), extra={"console_id": reply.get("id")})
+
+    def _producer(self, props: pika.BasicProperties) -> str | None:
+        """The RabbitMQ user that published the job, as RabbitMQ vouches for it; None when
+        the message does not say."""
+        user = props.user_id or None
+        if user is not None and user == self.broker.login:
+            vouched = (props.headers or {}).get(PRODUCER)   # put there by a worker, or absent
+            if isinstance(vouched, bytes):
+                vouched = vouched.decode("utf-8", "replace")
+            if isinstance(vouched, str) and vouched:
+                return vouched
+        return user
+
+    def _vouched(self, props: pika.BasicProperties, headers: dict[str, Any],
+                 producer: str) -> pika.BasicProperties:
+        """Properties for a job this worker publishes again on *producer*'s behalf: its own
+        login as user_id (RabbitMQ refuses any other), the producer in a header."""
+        return pika.BasicProperties(
+            headers={**headers, PRODUCER: producer}, user_id=self.broker.login,
+            content_type=props.content_type, delivery_mode=2, message_id=props.message_id,
+            correlation_id=props.correlation_id, reply_to=props.reply_to, app_id=props.app_id)
 
     def _reply(self, channel: Any, props: pika.BasicProperties, body: dict[str, Any]) -> None:
         """Publish the reply and wait for the broker's confirm (raises if it refuses)."""
@@ -308,6 +355,10 @@ class Consumer:
               reason: str, job_id: str | None = None) -> None:
         headers = {**(props.headers or {}), REASON: reason,
                    "x-guacbridge-routing-key": method.routing_key}
+        producer = self._producer(props)    # who sent it, as vouched for; never as claimed
+        headers.pop(PRODUCER, None)
+        if producer is not None:
+            headers[PRODUCER] = producer
         channel.basic_publish(DEAD, method.routing_key, body, pika.BasicProperties(
             headers=headers, content_type=props.content_type, delivery_mode=2,
             correlation_id=props.correlation_id, reply_to=props.reply_to))
@@ -327,12 +378,12 @@ class Consumer:
         if attempts > len(delays):
             return self._dead(channel, method, props, body,
                               f"gave up after {attempts - 1} retries: {reason}")
+        producer = self._producer(props)
+        if producer is None:
+            return self._dead(channel, method, props, body, NO_USER_ID)
         headers.update({ATTEMPTS: attempts, REASON: reason})
         channel.basic_publish("", retry_queue(self.agent, delays[attempts - 1]), body,
-                              pika.BasicProperties(
-            headers=headers, content_type=props.content_type, delivery_mode=2,
-            correlation_id=props.correlation_id, reply_to=props.reply_to,
-            app_id=props.app_id))
+                              self._vouched(props, headers, producer))
         channel.basic_ack(method.delivery_tag)
         self.broker.metrics.jobs.labels("retried").inc()
         log.warning("broker: job will be retried in %.0f s (attempt %d): %s",

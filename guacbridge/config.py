@@ -158,6 +158,9 @@ class Settings:
     broker_retry_delays: tuple[float, ...] = setting(
         "broker.retry_delays", None, [1.0, 5.0, 30.0], values.seconds_list,
         "Seconds between retries of jobs that failed for a passing reason")
+    broker_admin_producers: tuple[str, ...] = setting(
+        "broker.admin_producers", None, [], values.names,
+        "RabbitMQ users whose extend and close jobs act on every owner's consoles")
     legacy_keys: Mapping[str, str] = setting(
         "legacy.keys", None, {}, values.string_table,
         "The legacy agent route's keys, location = key; none: the route is off")

@@ -210,6 +210,11 @@ def seconds_list(value: list) -> tuple[float, ...]:
     return tuple(float(x) for x in value)
 
 
+def names(value: str | list) -> tuple[str, ...]:
+    """Names such as RabbitMQ users: a TOML array, or comma-separated text; trimmed."""
+    return tuple(str(item).strip() for item in _items(value) if str(item).strip())
+
+
 def string_table(value: Mapping) -> dict[str, str]:
     """A table of text values, e.g. location = "key"."""
     return {str(k): str(v) for k, v in dict(value).items()}

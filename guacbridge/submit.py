@@ -1,7 +1,8 @@
 """``guacbridge submit``: the producer's side of the job contract, for scripts and ops.
 
 Publishes one job (persistent, confirmed by the broker) with a private reply queue and waits
-for the reply with the matching correlation id.
+for the reply with the matching correlation id. The message's ``user_id`` is the user the URL
+logs in as: RabbitMQ checks it, and the worker makes that user the job's owner.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from .broker import JOBS
+from .broker import JOBS, login_of
 
 
 class SubmitFailed(Exception):
@@ -21,6 +22,7 @@ class SubmitFailed(Exception):
 
 
 def submit(url: str, agent: str, job: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Publish *job* to *agent*'s queue as the URL's user and wait for its reply."""
     try:
         connection = pika.BlockingConnection(pika.URLParameters(url))
     except pika.exceptions.AMQPError as e:
@@ -34,7 +36,7 @@ def submit(url: str, agent: str, job: dict[str, Any], timeout: float = 30.0) -> 
             channel.basic_publish(JOBS, agent, json.dumps(job).encode(), pika.BasicProperties(
                 content_type="application/json", delivery_mode=2, reply_to=reply_queue,
                 correlation_id=correlation, message_id=str(uuid.uuid4()),
-                app_id="guacbridge-submit"), mandatory=True)
+                user_id=login_of(url), app_id="guacbridge-submit"), mandatory=True)
         except pika.exceptions.ChannelClosedByBroker as e:
             if e.reply_code == 404:
                 raise SubmitFailed("the broker has no guacbridge.jobs exchange yet: start a"

@@ -270,7 +270,8 @@ def test_an_ovirt_job_on_the_broker_ends_in_a_console_opened_with_the_ticket(
                         "version": 1, "job_id": "ovirt-e2e-1", "action": "open",
                         "target": {"agent": "ovirt", "location": "ams1", "vm": "web-12"}}
                     ).encode(), pika.BasicProperties(reply_to=replies, correlation_id="c1",
-                                                     message_id="m1", delivery_mode=2))
+                                                     message_id="m1", delivery_mode=2,
+                                                     user_id="guest"))   # its login
                     break
                 except pika.exceptions.ChannelClosedByBroker:
                     assert time.monotonic() < deadline
