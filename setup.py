@@ -58,6 +58,8 @@ setup(
         "prometheus_client>=0.17",
         "cryptography>=41",
         "requests>=2.31",
+        # IPMI 2.0 over LAN: the BMC agent's power control (on, off, reset, cycle)
+        "pyghmi>=1.5",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",

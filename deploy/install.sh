@@ -77,7 +77,8 @@ packages=(
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 [ "$want_tests" = 1 ] && packages+=(chromium xclip mariadb-server rabbitmq-server
                                      openssh-server inetutils-telnetd socat xrdp xorgxrdp
-                                     nginx libnss3-tools make)
+                                     nginx libnss3-tools make
+                                     openipmi ipmitool)   # ipmi_sim: the tests' BMC
 
 add_bullseye
 mapfile -t todo < <(missing "${packages[@]}")

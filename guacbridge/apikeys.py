@@ -16,7 +16,8 @@ import secrets
 from collections.abc import Iterable, Mapping
 
 # What each scope allows; "admin" allows everything, on every owner's consoles.
-SCOPES = ("create", "read", "extend", "revoke", "admin")
+# "power" switches the target of a console opened with "power": true (on, off, reset...).
+SCOPES = ("create", "read", "extend", "revoke", "power", "admin")
 ALL = frozenset(SCOPES)
 _PREFIX = "sha256:"
 

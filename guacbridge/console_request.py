@@ -14,12 +14,16 @@ from typing import Any
 
 from .errors import ConsoleError
 
-FIELDS = ("target", "user", "sink", "name", "extra_token", "ttl", "max_duration", "recording")
+FIELDS = ("target", "user", "sink", "name", "extra_token", "ttl", "max_duration", "recording",
+          "power")
 TEXT_LIMITS = {"user": 128, "name": 100, "extra_token": 256}   # characters
 MAX_TTL = 3600          # seconds an unused console link may wait for its first use
 SINKS = ("direct", "guacamole")
 _RECORDING = ("Record the session (guacd writes it; keystrokes only with keys: true). Needs"
               " recordings.dir on the service.")
+
+_POWER = ("Give the console its target's power control (state, on, shutdown, off, reset...:"
+          " what the agent offers), through the API's power scope and the console page.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +37,7 @@ class ConsoleRequest:
     duration: int                  # seconds the session lasts from first use
     record: bool
     record_keys: bool
+    power: bool = False            # the console may switch its target's power (the agent's)
 
     @property
     def agent(self) -> Any:
@@ -67,7 +72,7 @@ def parse(body: Any, *, use_by: int, duration: int, max_duration: int,
     return ConsoleRequest(target=target, sink=sink, user=user, name=name, extra_token=extra,
                           ttl=_seconds(body, "ttl", use_by, MAX_TTL),
                           duration=_seconds(body, "max_duration", duration, max_duration),
-                          record=record, record_keys=keys)
+                          record=record, record_keys=keys, power=_flag(body, "power"))
 
 
 def schema(dialect: str) -> dict[str, Any]:
@@ -96,6 +101,7 @@ def schema(dialect: str) -> dict[str, Any]:
             {"type": "boolean"},
             {"type": "object", "additionalProperties": False,
              "properties": {"keys": {"type": "boolean"}}}]},
+        "power": {"type": "boolean", "default": False, "description": _POWER},
     }
 
 
@@ -105,6 +111,13 @@ def _text(body: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= limit:
         raise ConsoleError(400, f"{name} must be a string of 1 to {limit} characters")
+    return value
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ConsoleError(400, f"{name} must be true or false")
     return value
 
 

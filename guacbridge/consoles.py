@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import console_request, grants, limits, logs
-from .agents import Agent, AgentError, resolve_within
+from .agents import Agent, AgentError, power_actions, power_within, resolve_within, state_within
 from .audit import iso
 from .config import Settings
 from .errors import ConsoleError
@@ -34,6 +34,7 @@ from .store.sql import StoreUnavailable
 
 __all__ = ["ConsoleError", "Consoles"]
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Consoles:
@@ -73,6 +74,9 @@ class Consoles:
         if agent is None:
             raise ConsoleError(400, f"unknown agent {request.agent!r}; available: "
                                     f"{', '.join(sorted(self.agents))}")
+        if request.power and not power_actions(agent, request.target):
+            raise ConsoleError(400, f"power: agent {agent.name} has no power control for this"
+                                    " target")
         started = time.monotonic()
         try:
             resolved = await resolve_within(agent, request.target,
@@ -97,7 +101,8 @@ class Consoles:
                 console_id, request.record_keys)})
         grant = Grant(id=console_id, target=target, owner=owner, user=request.user,
                       created_at=now, use_by=use_by, duration=request.duration,
-                      max_duration=settings.max_duration, has_extra=extra is not None)
+                      max_duration=settings.max_duration, has_extra=extra is not None,
+                      power=request.power)
         logs.console_id.set(grant.id)
         guacamole = request.sink == "guacamole"
         if guacamole:   # no token to use: the session starts now, in Guacamole
@@ -111,7 +116,8 @@ class Consoles:
         try:
             try:
                 await call(self.store.issue, grant, grants.hash_token(token),
-                           grants.hash_token(extra) if extra is not None else None)
+                           grants.hash_token(extra) if extra is not None else None,
+                           dict(request.target) if request.power else None)
             except grants.Duplicate:      # the same job, racing itself
                 self.caps.release(grant.id)
                 return await self._again(await self._grant(grant.id), owner)
@@ -241,6 +247,62 @@ class Consoles:
         self.events.emit("closed", self.reply(grant))
         await self.events.record(grant.id, "closed", reason=reason)
 
+    # -- power (consoles opened with "power": true) -------------------------------------
+
+    async def power_state(self, console_id: str) -> dict[str, Any]:
+        """The target's power state as its agent sees it, and the actions it offers."""
+        agent, target = await self._powered(console_id)
+        state = await self._agent_call(agent, state_within(
+            agent, target, self.settings.limits_agent_timeout))
+        return {"result": True, "details": None, "id": console_id, "state": state,
+                "actions": list(power_actions(agent, target))}
+
+    async def power(self, console_id: str, action: Any, by: str) -> dict[str, Any]:
+        """Have the agent press *action* (one it offers) on the console's target; the
+        audit trail says who asked, and whether the agent did it."""
+        logs.console_id.set(console_id)
+        agent, target = await self._powered(console_id)
+        offered = power_actions(agent, target)
+        if action not in offered:
+            raise ConsoleError(400, f"action must be one of {', '.join(offered)}")
+        try:
+            await self._agent_call(agent, power_within(
+                agent, target, action, self.settings.limits_agent_timeout))
+        except ConsoleError as e:
+            await self.events.record(console_id, "power.failed", action=action, by=by,
+                                     details=e.details)
+            raise
+        log.info("console %s: power %s by %s", console_id, action, by)
+        await self.events.record(console_id, "power", action=action, by=by)
+        return {"result": True, "details": None, "id": console_id, "action": action,
+                "actions": list(offered)}
+
+    async def _powered(self, console_id: str) -> tuple[Agent, dict[str, Any]]:
+        """The agent and target of a console that has the power right and is not over;
+        404 for one without the right (as if there were no such power switch)."""
+        grant = await self._grant(console_id)
+        target = await call(self.store.power_target, console_id) if grant.power else None
+        if target is None:
+            raise ConsoleError(404, f"console {console_id} has no power control (open it"
+                                    ' with "power": true)')
+        state = grant.state(self.clock())
+        if state in ("closed", "expired"):
+            raise ConsoleError(409, f"console {console_id} has {state}; open a new one")
+        name = target.get("agent", "static")
+        agent = self.agents.get(name)
+        if agent is None:
+            raise ConsoleError(503, f"agent {name!r} is not configured here any more")
+        return agent, target
+
+    async def _agent_call(self, agent: Agent, work: Awaitable[T]) -> T:
+        started = time.monotonic()
+        try:
+            return await work
+        except AgentError as e:
+            raise ConsoleError(e.status, e.details) from None
+        finally:
+            self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
+
     # -- replies --------------------------------------------------------------------------
 
     def reply(self, grant: Grant, token: str | None = None,
@@ -258,7 +320,7 @@ class Consoles:
             "max_deadline": iso(grant.hard_deadline), "up_at": iso(grant.up_at),
             "closed_at": iso(grant.closed_at),
             "close_reason": grant.close_reason, "live_tunnels": self.live.count(grant.id),
-            "recording": PATH_PARAM in grant.target.params,
+            "recording": PATH_PARAM in grant.target.params, "power": grant.power,
         }
         if grant.sink == "guacamole":
             body["url"] = client_url(self.settings.guacamole_url, int(grant.sink_ref)) \

@@ -68,6 +68,7 @@ class Grant:
     sink_ref: str | None = None    # the Guacamole connection id
     sink_state: str | None = None  # provisioning → ready → removed
     up_at: float | None = None     # the first frame arrived without an error
+    power: bool = False            # the console may switch its target's power
 
     def state(self, now: float) -> str:
         """pending → connecting → active → closed. guacd's ``ready`` comes before the server
@@ -124,8 +125,13 @@ class GrantStore(AuditStore, Protocol):
     """Persistence of grants, and of their audit trail. Implementations: ``store.sqlite``
     (default) and ``store.mysql``."""
 
-    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
-        """Store a new grant; Duplicate if its id is taken."""
+    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None,
+              power_target: dict[str, Any] | None = None) -> None:
+        """Store a new grant; Duplicate if its id is taken. *power_target*: the target as
+        asked, kept (sealed) for a console with the power right."""
+
+    def power_target(self, grant_id: str) -> dict[str, Any] | None:
+        """The target a console with the power right was asked for; None without it."""
 
     def delete(self, grant_id: str) -> None:
         """Forget a grant that never took effect (its sink failed to provision)."""

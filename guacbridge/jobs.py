@@ -8,7 +8,7 @@ ever make one console; the repeat is answered with that console.
 A job's owner is the producer RabbitMQ vouches for (``amqp:<user>``, see broker.py). A
 ``job_id`` is its producer's: another producer's repeat is refused before anything changes
 (it would otherwise get a fresh token for the first producer's console, voiding its link).
-``extend`` and ``close`` act on the producer's own consoles only, unless it is an admin
+``extend``, ``close`` and ``power`` act on the producer's own consoles only, unless it is an admin
 producer; another owner's console answers like one that does not exist, as in the API.
 """
 from __future__ import annotations
@@ -70,6 +70,9 @@ async def run(consoles: Consoles, job: dict[str, Any], owner: str,
             if job["action"] == "extend":
                 reply = await consoles.extend(job["console_id"],
                                               job.get("seconds", consoles.settings.extend_step))
+            elif job["action"] == "power":     # a console opened with "power": true
+                reply = await consoles.power(job["console_id"], job["power_action"],
+                                             by=f"job from {owner}")
             else:       # the schema caps the reason; it reaches the owner's browser
                 reply = await consoles.close(job["console_id"],
                                              job.get("reason") or f"closed by job from {owner}")

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS console_grant (
     sink          VARCHAR(16) NOT NULL DEFAULT 'direct',
     sink_ref      VARCHAR(64),                -- e.g. the Guacamole connection id
     sink_state    VARCHAR(16),                -- provisioning, ready, removed
+    power_target  TEXT,                       -- sealed: the target as asked, for power calls
     KEY console_grant_open (closed_at, deadline)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS console_grant (
     up_at         REAL,                   -- the first frame without an error: console up
     sink          TEXT NOT NULL DEFAULT 'direct',
     sink_ref      TEXT,                   -- e.g. the Guacamole connection id
-    sink_state    TEXT                    -- provisioning, ready, removed
+    sink_state    TEXT,                   -- provisioning, ready, removed
+    power_target  TEXT                    -- sealed: the target as asked, for power calls
 );
 CREATE INDEX IF NOT EXISTS console_grant_open ON console_grant (closed_at, deadline);
 

@@ -17,7 +17,7 @@ from guacbridge import demo
 from parts import CHROMIUM_ARGS, require, unavailable
 
 pytest_plugins = ["service_fixtures", "db_fixtures", "broker_fixtures",
-                  "terminal_fixtures", "tls_fixtures", "nginx_fixtures"]
+                  "terminal_fixtures", "tls_fixtures", "nginx_fixtures", "ipmi_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
 

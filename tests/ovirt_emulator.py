@@ -31,6 +31,7 @@ class Engine:
         self.vms: dict[str, dict] = {}
         self.hosts: dict[str, str] = {}           # host id → management address
         self.requests: list[dict] = []
+        self.power_calls: list[tuple[str, str]] = []
         self.on_ticket: Callable[[dict, str, int], None] | None = None
         self.answering = threading.Event()
         self.answering.set()
@@ -162,7 +163,25 @@ class Engine:
                     return self._send(200, f"<action><ticket><expiry>{seconds}</expiry>"
                                            f"<value>{escape(value)}</value></ticket>"
                                            "<status>complete</status></action>")
+                power = re.fullmatch(r"/(start|shutdown|stop|reboot|reset)", rest)
+                if power and method == "POST":
+                    return self._power(vm, power[1], body)
                 return self._send(404)
+
+            def _power(self, vm: dict, call: str, body: str) -> None:
+                running = vm["status"] in RUNNING
+                if (call == "start") == running or not body.startswith("<action"):
+                    status = vm["status"].capitalize()
+                    return self._send(409, "<fault><detail>[Cannot "
+                                           f"{'run' if call == 'start' else call} VM. VM"
+                                           f" {escape(vm['name'])} is {status}.]</detail>"
+                                           "<reason>Operation Failed</reason></fault>")
+                engine.power_calls.append((vm["name"], call))
+                if call == "start":
+                    vm["status"] = "up"
+                elif call in ("shutdown", "stop"):
+                    vm["status"] = "down"
+                return self._send(200, "<action><status>complete</status></action>")
 
         return Handler
 

@@ -9,6 +9,12 @@ The core calls agents through :func:`resolve_within`, which gives up after the c
 calls, a file read) belongs in :func:`run_blocking`: the agents' own worker threads, so a
 hanging upstream fills those and never asyncio's default executor, where the grant store's
 calls run.
+
+Power is optional: an agent that can press a target's power button (a fence agent: oVirt's
+engine, a BMC over IPMI) also has ``power_actions(target)`` (what it offers for that target,
+cheap and without I/O), ``async state(target) -> "on" | "off" | "unknown"`` and
+``async power(target, action)``; :func:`power_actions`, :func:`state_within` and
+:func:`power_within` call them, bounded by the same timeout as ``resolve``.
 """
 from __future__ import annotations
 
@@ -45,6 +51,21 @@ class Agent(Protocol):
     async def resolve(self, target: Mapping[str, Any]) -> Resolved: ...
 
 
+# The power actions an agent may offer, in the order a page shows them: ``shutdown`` asks the
+# operating system (ACPI), ``off`` cuts the power, ``reboot`` asks the OS to restart,
+# ``reset`` is the hard reset button, ``cycle`` is off and on again.
+POWER_ACTIONS = ("on", "shutdown", "off", "reboot", "reset", "cycle")
+POWER_STATES = ("on", "off", "unknown")
+
+
+class PowerAgent(Agent, Protocol):
+    def power_actions(self, target: Mapping[str, Any]) -> tuple[str, ...]: ...
+
+    async def state(self, target: Mapping[str, Any]) -> str: ...
+
+    async def power(self, target: Mapping[str, Any], action: str) -> None: ...
+
+
 T = TypeVar("T")
 AGENT_THREADS = 16          # blocking agent calls at once, across all agents
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -76,6 +97,39 @@ async def resolve_within(agent: Agent, target: Mapping[str, Any], seconds: float
         call.cancel()
         raise
     if not done:            # not wait_for: a TimeoutError the agent raises is its own
+        call.cancel()
+        raise AgentError(504, f"agent {agent.name} did not answer within {seconds:g} s")
+    return call.result()
+
+
+def power_actions(agent: Agent, target: Mapping[str, Any]) -> tuple[str, ...]:
+    """What *agent* can do to *target*'s power; () for an agent without power control."""
+    offered = getattr(agent, "power_actions", None)
+    if offered is None:
+        return ()
+    return tuple(a for a in offered(target) if a in POWER_ACTIONS)
+
+
+async def state_within(agent: Agent, target: Mapping[str, Any], seconds: float) -> str:
+    """The target's power state, or a 504 naming the agent after *seconds*."""
+    state = await _within(agent, agent.state(target), seconds)  # type: ignore[attr-defined]
+    return state if state in POWER_STATES else "unknown"
+
+
+async def power_within(agent: Agent, target: Mapping[str, Any], action: str,
+                       seconds: float) -> None:
+    """Press *action* on the target, or a 504 naming the agent after *seconds*."""
+    await _within(agent, agent.power(target, action), seconds)  # type: ignore[attr-defined]
+
+
+async def _within(agent: Agent, work: Any, seconds: float) -> Any:
+    call = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({call}, timeout=seconds)
+    except asyncio.CancelledError:
+        call.cancel()
+        raise
+    if not done:
         call.cancel()
         raise AgentError(504, f"agent {agent.name} did not answer within {seconds:g} s")
     return call.result()

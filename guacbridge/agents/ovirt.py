@@ -6,7 +6,8 @@ the agents' worker threads (``run_blocking``), one at a time per engine; a call 
 its engine still busy past the SDK's timeout gives up (504) instead of holding a thread.
 The ticket we ask for lives ``ticket_seconds`` (120 by default; the engine's own default is
 two hours) and doubles as the console's first-use deadline.
-Errors name the VM and the way out, never a credential.
+Errors name the VM and the way out, never a credential. Power goes through the same
+connection and lock: the VM service's start, shutdown, stop, reboot and reset.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pathlib
 import re
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
@@ -25,6 +26,14 @@ from ..grants import Target
 from . import AgentError, Resolved, run_blocking
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+# Our power actions as the SDK's VM service calls them (POST …/vms/{id}/<call>).
+_VM_CALLS = {"on": "start", "shutdown": "shutdown", "off": "stop", "reboot": "reboot",
+             "reset": "reset"}
+_OFF = {types.VmStatus.DOWN}
+_ON = {types.VmStatus.UP, types.VmStatus.POWERING_UP, types.VmStatus.POWERING_DOWN,
+       types.VmStatus.REBOOT_IN_PROGRESS, types.VmStatus.PAUSED, types.VmStatus.MIGRATING,
+       types.VmStatus.WAIT_FOR_LAUNCH}
+R = TypeVar("R")
 _TICKETABLE = {types.VmStatus.UP, types.VmStatus.PAUSED, types.VmStatus.POWERING_UP,
                types.VmStatus.POWERING_DOWN, types.VmStatus.REBOOT_IN_PROGRESS}
 
@@ -59,17 +68,39 @@ class Engine:
         return self._connection
 
     def console(self, vm_ref: str) -> Resolved:
+        return self._locked(vm_ref, self._console)
+
+    def power_state(self, vm_ref: str) -> str:
+        """on, off or unknown, from the VM's status."""
+        return self._locked(vm_ref, lambda ref: _power_state(self._vm(ref).status))
+
+    def power(self, vm_ref: str, action: str) -> None:
+        """The VM service's start, shutdown (ACPI), stop, reboot or reset."""
+        def press(ref: str) -> None:
+            vm = self._vm(ref)
+            try:
+                getattr(self._conn().system_service().vms_service().vm_service(vm.id),
+                        _VM_CALLS[action])()
+            except sdk.Error as e:
+                if e.code == 409:    # the VM's state forbids it (start on a running VM)
+                    status = vm.status.value if vm.status else "unknown"
+                    raise AgentError(409, f"the engine refused {action} for VM {vm.name}"
+                                          f" (status {status})") from e
+                raise
+        self._locked(vm_ref, press)
+
+    def _locked(self, vm_ref: str, work: Callable[[str], R]) -> R:
         if not self._lock.acquire(timeout=self.timeout):
             raise AgentError(504, f"the oVirt engine for {self.location} is still busy with"
                                   " an earlier request that has not answered")
         try:
-            return self._locked_console(vm_ref)
+            return self._mapped(vm_ref, work)
         finally:
             self._lock.release()
 
-    def _locked_console(self, vm_ref: str) -> Resolved:
+    def _mapped(self, vm_ref: str, work: Callable[[str], R]) -> R:
         try:
-            return self._console(vm_ref)
+            return work(vm_ref)
         except AgentError:
             raise
         except sdk.AuthError as e:
@@ -98,15 +129,18 @@ class Engine:
                 pass
             self._connection = None
 
-    def _console(self, vm_ref: str) -> Resolved:
+    def _vm(self, vm_ref: str) -> types.Vm:
         vms = self._conn().system_service().vms_service()
         if _UUID.match(vm_ref):
-            vm = vms.vm_service(vm_ref).get()
-        else:
-            found = vms.list(search=f"name={vm_ref}")
-            if not found:
-                raise AgentError(404, f"no VM named {vm_ref!r} in {self.location}")
-            vm = found[0]
+            return vms.vm_service(vm_ref).get()
+        found = vms.list(search=f"name={vm_ref}")
+        if not found:
+            raise AgentError(404, f"no VM named {vm_ref!r} in {self.location}")
+        return found[0]
+
+    def _console(self, vm_ref: str) -> Resolved:
+        vms = self._conn().system_service().vms_service()
+        vm = self._vm(vm_ref)
         if vm.status not in _TICKETABLE:
             status = vm.status.value if vm.status else "unknown"
             raise AgentError(409, f"VM {vm.name} is not running (status {status}):"
@@ -129,6 +163,10 @@ class Engine:
                         expires_at=time.time() + self.ticket_seconds)
 
 
+def _power_state(status: types.VmStatus | None) -> str:
+    return "off" if status in _OFF else "on" if status in _ON else "unknown"
+
+
 class OvirtAgent:
     name = "ovirt"
 
@@ -137,6 +175,23 @@ class OvirtAgent:
         self.engines = {loc: Engine(loc, conf) for loc, conf in engines.items()}
 
     async def resolve(self, target: Mapping[str, Any]) -> Resolved:
+        engine, vm = self._where(target)
+        return await run_blocking(engine.console, vm)
+
+    def power_actions(self, target: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(_VM_CALLS)
+
+    async def state(self, target: Mapping[str, Any]) -> str:
+        engine, vm = self._where(target)
+        return await run_blocking(engine.power_state, vm)
+
+    async def power(self, target: Mapping[str, Any], action: str) -> None:
+        if action not in _VM_CALLS:
+            raise AgentError(400, f"oVirt VMs offer {', '.join(_VM_CALLS)}, not {action!r}")
+        engine, vm = self._where(target)
+        await run_blocking(engine.power, vm, action)
+
+    def _where(self, target: Mapping[str, Any]) -> tuple[Engine, str]:
         unknown = sorted(set(target) - {"agent", "location", "vm"})
         if unknown:
             raise AgentError(400, f"target: unknown field(s) for ovirt: {', '.join(unknown)}")
@@ -147,4 +202,4 @@ class OvirtAgent:
         if engine is None:
             raise AgentError(400, f"unknown oVirt location {location!r}; configured: "
                                   f"{', '.join(sorted(self.engines)) or 'none'}")
-        return await run_blocking(engine.console, vm)
+        return engine, vm

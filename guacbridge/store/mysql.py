@@ -104,6 +104,13 @@ class MysqlGrantStore(SqlGrantStore):
         conn = self.url.connect()
         try:
             run_script(conn, resources.sql("mysql.sql"))
+            with conn.cursor() as cursor:     # a database made by an older version
+                cursor.execute("SELECT table_name, column_name FROM information_schema.columns"
+                               " WHERE table_schema = DATABASE()")
+                present: dict[str, set[str]] = {}
+                for table, column in cursor.fetchall():
+                    present.setdefault(table, set()).add(column)
+                self.add_columns(cursor, "mysql", present)
         finally:
             conn.close()
 

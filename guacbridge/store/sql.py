@@ -27,7 +27,14 @@ class StoreUnavailable(Exception):
 _COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration, max_duration,"
             " extra_hash IS NOT NULL AS has_extra, consumed_at, deadline, closed_at, close_reason,"
             " session_hash IS NOT NULL AS has_session, live_tunnel, idle_since, sink, sink_ref,"
-            " sink_state, up_at")
+            " sink_state, up_at, power_target IS NOT NULL AS has_power")
+
+# Columns added since a table was first created: (table, column, type per backend). Each
+# store adds what an existing database lacks when it creates its tables (the SQLite store on
+# start, `guacbridge initdb` for MySQL), so an upgrade needs no hand-written ALTER.
+ADDED_COLUMNS = (
+    ("console_grant", "power_target", {"sqlite": "TEXT", "mysql": "TEXT"}),
+)
 
 
 class SqlGrantStore:
@@ -46,16 +53,38 @@ class SqlGrantStore:
         raise NotImplementedError
         yield
 
-    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None) -> None:
+    def issue(self, grant: Grant, token_hash: str, extra_hash: str | None,
+              power_target: dict[str, Any] | None = None) -> None:
+        """*power_target*: the target as the request gave it (the agent's input, which may
+        hold credentials: sealed like the params), kept only for a console with the power
+        right."""
+        power = None if power_target is None else self._ring().seal(
+            _power_id(grant.id), power_target)
         with self._db() as db, _duplicate_as(self.INTEGRITY_ERROR):
             db.execute(
                 "INSERT INTO console_grant (id, token_hash, extra_hash, protocol, params, owner,"
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
-                " sink, sink_state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " sink, sink_state, power_target) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (grant.id, token_hash, extra_hash, grant.target.protocol,
                  self._ring().seal(grant.id, grant.target.params), grant.owner, grant.user,
                  grant.created_at, grant.use_by, grant.duration, grant.max_duration,
-                 grant.consumed_at, grant.deadline, grant.sink, grant.sink_state))
+                 grant.consumed_at, grant.deadline, grant.sink, grant.sink_state, power))
+
+    def power_target(self, grant_id: str) -> dict[str, Any] | None:
+        """The target a console with the power right was asked for; None without it."""
+        with self._db() as db:
+            row = db.execute("SELECT power_target FROM console_grant WHERE id = ?",
+                             (grant_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return self._ring().open(_power_id(grant_id), row[0])
+
+    def add_columns(self, db: Any, backend: str, present: dict[str, set[str]]) -> None:
+        """ALTER TABLE for each of ADDED_COLUMNS that *present* (table → its columns)
+        lacks."""
+        for table, column, types in ADDED_COLUMNS:
+            if column not in present.get(table, {column}):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {types[backend]}")
 
     def delete(self, grant_id: str) -> None:
         with self._db() as db:
@@ -186,9 +215,17 @@ class SqlGrantStore:
         after = ""
         while True:
             with self._db() as db:
-                rows = db.execute("SELECT id, params FROM console_grant WHERE id > ?"
-                                  " ORDER BY id LIMIT ?", (after, batch)).fetchall()
-                for grant_id, blob in rows:
+                rows = db.execute("SELECT id, params, power_target FROM console_grant"
+                                  " WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
+                for grant_id, _, power in rows:     # the power target, if any, alike
+                    if power is not None and not ring.sealed_with_current(power):
+                        with contextlib.suppress(SecretsError):
+                            db.execute("UPDATE console_grant SET power_target = ? WHERE id = ?"
+                                       " AND power_target = ?", (ring.seal(
+                                           _power_id(grant_id),
+                                           ring.open(_power_id(grant_id), power)),
+                                           grant_id, power))
+                for grant_id, blob, _ in rows:
                     if ring.sealed_with_current(blob):
                         current += 1
                         continue
@@ -328,6 +365,11 @@ class SqlGrantStore:
         return [Ended(i, reason) for i, reason in ended]
 
 
+def _power_id(grant_id: str) -> str:
+    """What the power target is sealed to: its console, and not as the console's params."""
+    return f"{grant_id} power_target"
+
+
 @contextlib.contextmanager
 def _duplicate_as(error: type[Exception]) -> Iterator[None]:
     try:
@@ -340,7 +382,7 @@ def _grant(row: tuple, open_params: Any = None) -> Grant:
     """A row as a Grant; *open_params(id, blob)* unseals the params (without it: none)."""
     (gid, protocol, params, owner, user, created, use_by, duration, max_duration, has_extra,
      consumed, deadline, closed, reason, has_session, live_tunnel, idle_since, sink, sink_ref,
-     sink_state, up_at) = row
+     sink_state, up_at, has_power) = row
     params = open_params(gid, params) if open_params else {}
     return Grant(id=gid, target=Target(protocol, params), owner=owner, user=user,
                  created_at=created, use_by=use_by, duration=duration,
@@ -348,7 +390,7 @@ def _grant(row: tuple, open_params: Any = None) -> Grant:
                  deadline=deadline, closed_at=closed, close_reason=reason,
                  has_session=bool(has_session), live_tunnel=live_tunnel,
                  idle_since=idle_since, sink=sink, sink_ref=sink_ref, sink_state=sink_state,
-                 up_at=up_at)
+                 up_at=up_at, power=bool(has_power))
 
 
 def _why_refused(row: tuple | None, now: float) -> str:

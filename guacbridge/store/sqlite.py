@@ -37,6 +37,8 @@ class SqliteGrantStore(SqlGrantStore):
                 with self._db() as db:
                     db.execute("PRAGMA journal_mode=WAL")   # readers run beside the writer
                     db.executescript(resources.sql("sqlite.sql"))
+                    self.add_columns(db, "sqlite", {"console_grant": {
+                        row[1] for row in db.execute("PRAGMA table_info(console_grant)")}})
                 break
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or attempt == 49:

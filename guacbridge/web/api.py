@@ -1,8 +1,9 @@
 """The REST API (``/api/v1/consoles``, its OpenAPI document) and the operator endpoints
 (``/healthz``, ``/readyz``, ``/metrics``). Thin: every decision is the core's.
 
-Each call needs an API key holding its scope (``create``, ``read``, ``extend``, ``revoke``;
-``admin`` holds all) and acts only on the key's own consoles unless the key is an admin; see
+Each call needs an API key holding its scope (``create``, ``read``, ``extend``, ``revoke``,
+``power``; ``admin`` holds all) and acts only on the key's own consoles unless the key is an
+admin; see
 :meth:`JsonHandler.api_key` and :meth:`JsonHandler.owned`. Failures answer
 ``{"result": false, "details": …}`` with the fitting HTTP status, never a traceback and never
 a secret; see :meth:`JsonHandler.write_error`.
@@ -136,7 +137,8 @@ class JsonHandler(JsonBase):
 
 
 _NEEDS = {"create": "open consoles", "read": "read consoles", "extend": "extend consoles",
-          "revoke": "close consoles", "admin": "act on every owner's consoles"}
+          "revoke": "close consoles",
+          "power": "switch a console's server on or off", "admin": "act on every owner's consoles"}
 
 
 class ConsolesHandler(JsonHandler):
@@ -175,6 +177,25 @@ class ExtendHandler(JsonHandler):
         body = self.json_object()
         seconds = body.get("seconds", self.config.duration)
         self.send(await self.consoles.extend(console_id, seconds))
+
+
+class PowerHandler(JsonHandler):
+    """A console's target power: its state and the actions offered (GET), one pressed
+    (POST, 202: the agent took it; the server changes state in its own time). Only for a
+    console opened with ``"power": true``; any other answers 404."""
+
+    @answers
+    async def get(self, console_id: str) -> None:
+        await self.owned(console_id, self.api_key("power"))
+        self.send(await self.consoles.power_state(console_id))
+
+    @answers
+    async def post(self, console_id: str) -> None:
+        key = self.api_key("power")
+        await self.owned(console_id, key)
+        body = self.json_object()
+        self.send(await self.consoles.power(console_id, body.get("action"),
+                                            by=f"API key {key.name}"), 202)
 
 
 class HealthHandler(JsonHandler):

@@ -29,6 +29,7 @@ def make_app(parts: Parts) -> tornado.web.Application:
             (r"/api/v1/consoles", api.ConsolesHandler, creates),
             (r"/api/v1/consoles/([^/]+)", api.ConsoleHandler, c),
             (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
+            (r"/api/v1/consoles/([^/]+)/power", api.PowerHandler, c),
             (r"/api/v1/consoles/([^/]+)/events", sessions.EventsHandler, c),
             (r"/api/v1/sessions", sessions.SessionsHandler, c),
             (r"/healthz", api.HealthHandler, c),

@@ -74,7 +74,7 @@ class PageApiHandler(JsonHandler):
         return {"result": True, "details": None, "id": grant.id, "state": grant.state(now),
                 "now": now, "deadline": grant.deadline, "max_deadline": grant.hard_deadline,
                 "extend_step": self.config.extend_step, "warn_before": WARN_BEFORE,
-                "protocol": grant.target.protocol, **extra}
+                "protocol": grant.target.protocol, "power": grant.power, **extra}
 
 
 class PageSessionHandler(PageApiHandler):
@@ -110,6 +110,23 @@ class PageCloseHandler(PageApiHandler):
         self.send(self.status(await self.grant(console_id)))
 
 
+class PagePowerHandler(PageApiHandler):
+    """The Power section: the target's state and actions, and an action pressed, for a
+    console opened with ``"power": true`` (404 otherwise), by whoever holds its page."""
+
+    @answers
+    async def get(self, console_id: str) -> None:
+        await self.grant(console_id)
+        self.send(await self.consoles.power_state(console_id))
+
+    @answers
+    async def post(self, console_id: str) -> None:
+        grant = await self.grant(console_id)
+        action = self.json_object().get("action")
+        by = f"the console page of {grant.user}" if grant.user else "the console page"
+        self.send(await self.consoles.power(console_id, action, by=by), 202)
+
+
 def routes(c: dict[str, Any], base_url: str) -> list[tuple]:
     """*c*: what PageApiHandler takes."""
     html = str(resources.folder("html"))
@@ -120,6 +137,7 @@ def routes(c: dict[str, Any], base_url: str) -> list[tuple]:
         (rf"/console/{uuid}/session", PageSessionHandler, c),
         (rf"/console/{uuid}/extend", PageExtendHandler, c),
         (rf"/console/{uuid}/close", PageCloseHandler, c),
+        (rf"/console/{uuid}/power", PagePowerHandler, c),
         (r"/static/vendor/(guacamole-common\.js)", StaticHandler, {"path": str(js.parent)}),
         (r"/static/([\w.-]+\.(?:js|css|svg|png)|layouts/[\w.-]+\.json)", StaticHandler,
          {"path": html}),

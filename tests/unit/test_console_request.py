@@ -27,7 +27,8 @@ def test_the_openapi_documents_exactly_the_requests_fields_and_rules():
 
 def test_the_job_contract_carries_exactly_the_requests_fields_and_rules():
     properties = shipped("job-v1.json")["properties"]
-    envelope = {"version", "job_id", "action", "console_id", "seconds", "reason"}
+    envelope = {"version", "job_id", "action", "console_id", "seconds", "reason",
+                "power_action"}
     assert {k: v for k, v in properties.items() if k not in envelope} == \
         console_request.schema("job")
 
