@@ -34,6 +34,7 @@ _COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration
 # start, `guacbridge initdb` for MySQL), so an upgrade needs no hand-written ALTER.
 ADDED_COLUMNS = (
     ("console_grant", "power_target", {"sqlite": "TEXT", "mysql": "TEXT"}),
+    ("console_grant", "session_next_hash", {"sqlite": "TEXT", "mysql": "CHAR(64)"}),
 )
 
 

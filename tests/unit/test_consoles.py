@@ -1,9 +1,10 @@
 """The core's rules, on the real SQLite store, with a clock the tests move."""
 import asyncio
+import sqlite3
 
 import pytest
 
-from guacbridge import config, grants
+from guacbridge import config, grants, resources
 from guacbridge.agents import load_agents
 from guacbridge.consoles import ConsoleError
 from guacbridge.service import assemble
@@ -360,3 +361,18 @@ def test_the_watcher_outlives_a_store_outage_and_acts_once_the_store_is_back(
         await _until(lambda: stopped, timeout=3)
     run(a_deadline_passes_while_the_store_is_down())
     assert stopped == ["time limit reached"]
+
+
+def test_a_database_made_before_rotation_gains_its_column_and_rotates(tmp_path, clock):
+    old_schema = "".join(line for line in resources.sql("sqlite.sql").splitlines(True)
+                         if "session_next_hash" not in line)
+    path = tmp_path / "guacbridge.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+    settings = config.load(env={}, data_dir=str(tmp_path))
+    old = assemble(settings, SqliteGrantStore(path), load_agents(settings), clock=clock)
+    reply, _, s0 = page_session(old)
+    s1 = run(old.sessions.resume(reply["id"], s0, "t1")).secret
+    assert run(old.sessions.page_grant(reply["id"], s1)).id == reply["id"]
+    with pytest.raises(Refused, match=REPLACED):
+        run(old.sessions.resume(reply["id"], s0, "t2"))
