@@ -18,15 +18,22 @@ _TERMINAL = {"username", "password", "color-scheme", "font-name", "font-size", "
 ALLOWED: dict[str, frozenset[str]] = {
     "vnc": frozenset(_COMMON | {"password", "username", "encodings", "color-depth",
                                 "swap-red-blue", "cursor", "autoretry", "clipboard-encoding",
-                                "dest-host", "dest-port", "force-lossless"}),
+                                "dest-host", "dest-port", "force-lossless",
+                                # guacd 1.5.5+ (1.3.0 ignores parameters it does not know)
+                                "quality-level", "compress-level", "disable-display-resize",
+                                "disable-server-input"}),
     "rdp": frozenset(_COMMON | {"username", "password", "domain", "security", "ignore-cert",
                                 "disable-auth", "server-layout", "timezone", "console",
                                 "color-depth", "resize-method", "normalize-clipboard",
-                                "enable-touch", "initial-program", "load-balance-info"}),
+                                "enable-touch", "initial-program", "load-balance-info",
+                                # guacd 1.6
+                                "cert-fingerprints", "cert-tofu", "disable-gfx", "timeout"}),
     "ssh": frozenset(_COMMON | _TERMINAL | {"private-key", "passphrase", "host-key", "command",
-                                            "locale", "timezone", "server-alive-interval"}),
+                                            "locale", "timezone", "server-alive-interval",
+                                            "timeout", "public-key"}),
     "telnet": frozenset(_COMMON | _TERMINAL | {"username-regex", "password-regex",
-                                               "login-success-regex", "login-failure-regex"}),
+                                               "login-success-regex", "login-failure-regex",
+                                               "timeout"}),
 }
 # guacd's RDP keymaps (server-layout); the console page offers some of them.
 RDP_LAYOUTS = frozenset({
@@ -35,13 +42,22 @@ RDP_LAYOUTS = frozenset({
     "it-it-qwerty", "pt-br-qwerty", "pt-pt-qwerty", "sv-se-qwerty", "da-dk-qwerty",
     "no-no-qwerty", "pl-pl-qwerty", "hu-hu-qwertz", "cs-cz-qwertz", "ro-ro-qwerty",
     "tr-tr-qwerty", "ja-jp-qwerty", "failsafe"})
+# guacbridge's own mark among a console's stored parameters (a request cannot name it: it is
+# in no ALLOWED set, and guacd is only ever sent the parameters its ``args`` names): the
+# console was asked with "prompt": false, so the tunnel answers guacd's ``required`` itself.
+NO_PROMPT = "guacbridge-no-prompt"
 SECRET = frozenset({"password", "passphrase", "private-key"})
 _BOOLEAN = frozenset({"read-only", "disable-copy", "disable-paste", "swap-red-blue",
                       "ignore-cert", "disable-auth", "console", "normalize-clipboard",
-                      "enable-touch", "force-lossless"})
+                      "enable-touch", "force-lossless", "disable-display-resize",
+                      "disable-server-input", "cert-tofu", "disable-gfx"})
 _INTEGER = {"port": (1, 65535), "dest-port": (1, 65535), "color-depth": (8, 32),
             "autoretry": (0, 100), "font-size": (4, 96), "scrollback": (0, 100000),
-            "server-alive-interval": (0, 3600)}
+            "server-alive-interval": (0, 3600), "quality-level": (0, 9),
+            "compress-level": (0, 9), "timeout": (1, 3600)}
+# cert-fingerprints: the RDP server certificate fingerprints guacd (FreeRDP) accepts, comma
+# separated ("sha256:ab:cd:…"): hex, colons and the hash's name only, never a line break.
+_FINGERPRINTS = re.compile(r"^[0-9A-Za-z:]{2,200}(?:, ?[0-9A-Za-z:]{2,200}){0,15}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9._:%\[\]-]{1,253}$")
 MAX_VALUE = 4096   # Guacamole's parameter_value column, and far below guacd's limits
 
@@ -92,6 +108,9 @@ def _value(name: str, value: Any) -> str:
         raise InvalidParameters(f"{name} must be a string")
     if name == "server-layout" and value not in RDP_LAYOUTS:
         raise InvalidParameters(f"server-layout must be one of {', '.join(sorted(RDP_LAYOUTS))}")
+    if name == "cert-fingerprints" and not _FINGERPRINTS.match(value):
+        raise InvalidParameters("cert-fingerprints must be certificate fingerprints such as"
+                                " sha256:ab:cd:…, several separated by commas")
     if len(value) > MAX_VALUE:
         raise InvalidParameters(f"{name} is longer than {MAX_VALUE} characters")
     if "\x00" in value:

@@ -11,6 +11,9 @@ import { COMBOS, attachKeyboard, attachPointer, attachTextInput, createOsk, fkey
 import { createMenu } from './menu.js';
 import { createClipboard } from './clipboard.js';
 import { LAYOUT_NAMES, rdpLayout } from './layouts.js';
+import { createCredentials } from './credentials.js';
+import { createTypeText } from './typetext.js';
+import { toast } from './toasts.js';
 
 const MAX_ATTEMPTS = 5;          // automatic reconnects in a row before giving up
 const RETRY_SECONDS = 5;
@@ -54,6 +57,7 @@ const sink = {
 // For people and for automated browser tests alike.
 window.guacbridge = {
   get client() { return session.conn?.client ?? null; },
+  get tunnel() { return session.conn?.tunnel ?? null; },
   get display() { return session.conn?.client.getDisplay() ?? null; },
   get state() { return session.state; },
   get error() { return session.error; },
@@ -322,6 +326,11 @@ function connect() {
       if (session.conn === conn) idleWarning(seconds);
     },
   });
+  // Guacamole's own notices (guacd 1.5+, to the owner): who joins and leaves the console.
+  client.onjoin = (id, name) => toast(`${name || 'Someone'} joined the console.`);
+  client.onleave = (id, name) => toast(`${name || 'Someone'} left the console.`);
+  // guacd lacks a credential the console was not given: the person is asked for it.
+  client.onrequired = (names) => { if (session.conn === conn) credentials.ask(client, names); };
   clipboard.attach(client);
   client.connect(connectQuery());
 }
@@ -339,6 +348,7 @@ function onConnected(conn) {
 function connectionOver(conn) {
   if (conn.over) return;
   conn.over = true;
+  credentials.hide();
   banner('unstable', null);
   clearIdle();
   if (conn.deliberate) return;
@@ -504,6 +514,21 @@ async function closeSession() {
 // -- start ----------------------------------------------------------------------------------
 
 const clipboard = createClipboard($('clipboard'));
+const credentials = createCredentials({
+  onShow: () => { $('status').hidden = true; },
+  // No credentials, no console: this connection ends; the session itself stays (Reconnect
+  // asks again).
+  onCancel: () => {
+    const conn = session.conn;
+    if (conn) { conn.deliberate = true; conn.client.disconnect(); }
+    session.state = State.DISCONNECTED;
+    document.body.dataset.state = String(State.DISCONNECTED);
+    document.body.dataset.error = 'cancelled';
+    showStatus('The console was closed: you cancelled the sign-in.',
+      'The server asked for credentials the console was not given.',
+      'Reconnect to be asked again.', true, true);
+  },
+});
 const menu = createMenu({
   extend, closeSession, toggleFullscreen, zoom, setPref,
   sendCombo: (name) => sendCombo(sink, COMBOS[name]),
@@ -519,6 +544,7 @@ const ownsFocus = () => {
 attachKeyboard(sink, { onMenuKey: () => menu.toggle(), ownsFocus });
 attachPointer($('display'), sink, () => prefs.mouse);
 attachTextInput($('text-input'), $('text-field'), sink);
+createTypeText(sink, () => prefs.layout);
 // A click on the console gives the keyboard back to it.
 $('screen').addEventListener('mousedown', () => {
   if (ownsFocus()) document.activeElement.blur();
