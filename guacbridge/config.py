@@ -254,6 +254,10 @@ class Settings:
     recordings_policy: str = setting(
         "recordings.policy", None, "request", values.one_of("request", "always"),
         "request: consoles are recorded when asked to be; always: every console")
+    recordings_verify_timeout: float = setting(
+        "recordings.verify_timeout", None, 2.0, values.seconds_or_zero,
+        "policy always: seconds a connection's first frame is held back waiting for guacd's"
+        " recording file; without it the connection ends, its desktop never shown")
     recordings_retention: int = setting(
         "recordings.retention", None, 30 * 86400, values.positive,
         "Seconds a recording is kept (30 days)")

@@ -6,11 +6,17 @@ guacd writes the recordings (``recording-path``/``recording-name``), in Guacamol
 protocol, into a directory that guacbridge reads too (``recordings.dir``; when guacd runs
 elsewhere, a volume both mount, named for guacd by ``recordings.guacd_dir``). Only guacbridge
 sets these parameters, never a console request (see ``parameters.py``). A console's files are
-``<console id>``, then ``<console id>.1``, ``.2``… for each later guacd connection (a reconnect):
-guacd itself adds the suffix rather than overwrite a file.
+``<console id>``, then ``<console id>.1``, ``.2``… for each later guacd connection (a reconnect).
+guacbridge names each connection's part itself (:meth:`Recordings.connection`): guacd's own
+suffixes stop at ``.255``, after which guacd records nothing and the session goes on.
+
+With ``policy = "always"`` a console must not be seen unrecorded: the tunnel holds back the
+connection's first frame until the file guacd should have made is there
+(:meth:`Recordings.made`), and ends the connection when it does not appear.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
@@ -19,7 +25,7 @@ import pathlib
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import Settings
 
@@ -29,7 +35,9 @@ log = logging.getLogger(__name__)
 PATH_PARAM = "recording-path"
 _SYNC = re.compile(rb"4\.sync,\d{1,2}\.(\d{1,20})[,;]")
 _PROBE = 256 * 1024      # bytes read at each end of a file to find its first and last sync
-_PART = re.compile(r"^(?:\.(\d{1,3}))?$")
+MAX_PART = 999_999        # parts a console may have (the API's routes take up to 6 digits)
+_PART = re.compile(r"^(?:\.(\d{1,6}))?$")
+_NAME = re.compile(r"[0-9a-f-]{36}(\.\d{1,6})?")
 
 
 class RecordingError(Exception):
@@ -64,12 +72,29 @@ class RecordingFile:
                 "modified_at": modified.isoformat(timespec="seconds").replace("+00:00", "Z")}
 
 
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """The file guacd is to make for one guacd connection of a recorded console."""
+    console_id: str
+    part: int
+    name: str                 # guacd's recording-name for this connection
+    path: pathlib.Path        # where guacbridge sees that file
+    enforced: bool            # policy = always: without the file the connection ends
+    timeout: float            # how long to wait for it at the first frame
+
+
+def part_name(console_id: str, part: int) -> str:
+    """The file name of a console's *part*: ``<id>`` for the first, then ``<id>.<part>``."""
+    return console_id if part == 0 else f"{console_id}.{part}"
+
+
 class Recordings:
     def __init__(self, settings: Settings) -> None:
         self.dir = settings.recordings_dir
         self.guacd_dir = settings.recordings_guacd_dir or (str(self.dir) if self.dir else "")
         self.policy = settings.recordings_policy
         self.retention = settings.recordings_retention
+        self.verify_timeout = settings.recordings_verify_timeout
 
     @property
     def enabled(self) -> bool:
@@ -103,6 +128,58 @@ class Recordings:
                 "create-recording-path": "true",
                 "recording-include-keys": "true" if keys else ""}
 
+    def connection(self, console_id: str,
+                   params: Mapping[str, str]) -> tuple[dict[str, str], Expected | None]:
+        """guacd's parameters for one new guacd connection of the console, and the file it
+        is to make (None when the console is not recorded, or not where guacbridge looks).
+
+        guacbridge names the part itself, one past the highest part there: left to guacd,
+        every connection asks for ``<id>`` and guacd adds ``.1`` … ``.255`` to avoid the
+        files already there, then fails, and the console runs unrecorded. Blocking: it
+        lists the directory."""
+        if PATH_PARAM not in params:
+            return dict(params), None
+        if self.dir is None:       # recorded when made, recording is off here now
+            return dict(params), None
+        parts = [f.part for f in self._parts(console_id)]
+        part = max(parts) + 1 if parts else 0
+        if part > MAX_PART:
+            raise RecordingError(409, f"console {console_id} has {MAX_PART} recording parts"
+                                      " already; open a new console")
+        name = part_name(console_id, part)
+        return ({**params, "recording-name": name},
+                Expected(console_id, part, name, self.dir / name,
+                         self.policy == "always",
+                         self.verify_timeout if self.policy == "always" else 0.0))
+
+    def made(self, expected: Expected) -> bool:
+        """Whether guacd's file for this connection is there. A listing, not only a stat:
+        a shared volume (NFS) may cache that a name was missing. Blocking."""
+        if expected.path.exists():
+            return True
+        return any(entry.name == expected.name for entry in self._entries())
+
+    async def wait_made(self, expected: Expected) -> bool:
+        """:meth:`made`, asked again every 50 ms until the expected file's timeout."""
+        deadline = time.monotonic() + expected.timeout
+        while not await asyncio.to_thread(self.made, expected):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def unmade(self, expected: Expected) -> str:
+        """Why a connection's recording is missing, for the log and the console's history
+        (the browser gets fewer words: paths are the operator's business)."""
+        if str(self.dir) == self.guacd_dir:
+            where = f"{self.dir}"
+        else:
+            where = f"{self.guacd_dir} (as guacd sees it; {self.dir} here)"
+        return (f"recording could not be created: guacd made no file {expected.name} in"
+                f" {where} within {expected.timeout:g} s of the first frame; guacd's log says"
+                " why (\"Creation of recording failed\"): the directory must be writable by"
+                " guacd and shared with guacbridge")
+
     def prepare(self) -> None:
         """Make the directory if it is missing (a fresh volume); /readyz tells if we can't."""
         if self.dir is not None:
@@ -132,8 +209,8 @@ class Recordings:
         except OSError:
             return []
 
-    def files(self, console_id: str) -> list[RecordingFile]:
-        """This console's recording files, oldest first; [] if there are none (yet)."""
+    def _parts(self, console_id: str) -> list[_Part]:
+        """This console's files by name, in no order."""
         if not re.fullmatch(r"[0-9a-f-]{36}", console_id):
             return []
         found = []
@@ -141,11 +218,17 @@ class Recordings:
             if not entry.name.startswith(console_id):
                 continue
             match = _PART.match(entry.name[len(console_id):])
-            if not match or not entry.is_file():
-                continue
+            if match and entry.is_file():
+                found.append(_Part(entry, int(match[1] or 0)))
+        return found
+
+    def files(self, console_id: str) -> list[RecordingFile]:
+        """This console's recording files, oldest first; [] if there are none (yet)."""
+        found = []
+        for entry, part in self._parts(console_id):
             stat = entry.stat()
             first, last = _sync_span(pathlib.Path(entry.path), stat.st_size)
-            found.append(RecordingFile(pathlib.Path(entry.path), int(match[1] or 0),
+            found.append(RecordingFile(pathlib.Path(entry.path), part,
                                        stat.st_size, stat.st_mtime, first, last))
         return sorted(found, key=lambda f: f.part)
 
@@ -187,7 +270,7 @@ class Recordings:
         limit = (time.time() if now is None else now) - self.retention
         old = []
         for entry in self._entries():
-            if re.fullmatch(r"[0-9a-f-]{36}(\.\d{1,3})?", entry.name) and entry.is_file() \
+            if _NAME.fullmatch(entry.name) and entry.is_file() \
                     and entry.stat().st_mtime < limit:
                 old.append(pathlib.Path(entry.path))
         return old
@@ -207,6 +290,11 @@ class Recordings:
             log.info("recording %s removed after the retention (%d s)", path.name,
                      self.retention)
         return removed
+
+
+class _Part(NamedTuple):
+    entry: os.DirEntry[str]
+    part: int
 
 
 def _sync_span(path: pathlib.Path, size: int) -> tuple[float | None, float | None]:

@@ -140,8 +140,8 @@ def routes(cs: dict[str, Any]) -> list[tuple]:
     uuid = r"([0-9a-f-]{36})"
     return [
         (rf"/api/v1/consoles/{uuid}/recording", RecordingApiHandler, cs),
-        (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,3}})", RecordingFileApiHandler, cs),
+        (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,6}})", RecordingFileApiHandler, cs),
         (rf"/recording/{uuid}", PlayerPageHandler),
         (rf"/recording/{uuid}/session", PlayerSessionHandler, cs),
-        (rf"/recording/{uuid}/file/(\d{{1,3}})", PlayerFileHandler, cs),
+        (rf"/recording/{uuid}/file/(\d{{1,6}})", PlayerFileHandler, cs),
     ]

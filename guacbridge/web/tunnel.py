@@ -36,6 +36,7 @@ from ..limits import Limited, Throttle
 from ..live import LiveTunnels
 from ..metrics import Metrics
 from ..policy import Policy
+from ..recordings import Expected, RecordingError, Recordings
 from ..sessions import SECRET_OPCODE, Sessions
 from ..shares import OwnerAway, Shares, Viewer
 from ..status import Status
@@ -70,7 +71,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
 
     def initialize(self, consoles: Consoles, sessions: Sessions, live: LiveTunnels,
                    pool: GuacdPool, shares: Shares, metrics: Metrics, settings: Settings,
-                   drain: Drain, connect_throttle: Throttle, policy: Policy) -> None:
+                   drain: Drain, connect_throttle: Throttle, recordings: Recordings,
+                   policy: Policy) -> None:
         self.consoles = consoles
         self.sessions = sessions
         self.live = live
@@ -80,7 +82,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.settings_ = settings
         self.drain = drain
         self.throttle = connect_throttle
+        self.recordings = recordings
         self.policy = policy
+        self.recording: Expected | None = None   # guacd's file for it, until the first frame
         self.viewer: Viewer | None = None    # set when this tunnel joins through a share
         self.connection_id = ""
         self.tunnel_id = str(uuid.uuid4())
@@ -206,12 +210,18 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             await self.policy.judge(grant.owner, None, grant.target.protocol, params)
             if layout and grant.target.protocol == "rdp":
                 params = {**params, "server-layout": layout}
+            # guacbridge names this connection's recording part (guacd's own names end at .255)
+            params, self.recording = await asyncio.to_thread(self.recordings.connection,
+                                                             grant.id, params)
             return await self.pool.connect(grant.target.protocol, params, caps, timeout)
         except ConsoleError as e:        # the target policy refuses where it points now
             log.warning("console %s: not connecting: %s", grant.id, e.details)
             self.fail(Status.CLIENT_FORBIDDEN if e.status == 403 else
                       Status.UPSTREAM_NOT_FOUND if e.status == 400 else
                       Status.UPSTREAM_UNAVAILABLE, e.details)
+            return None
+        except RecordingError as e:      # a million parts: the console cannot be recorded
+            self.fail(Status.RESOURCE_CLOSED, e.details)
             return None
         except GuacdError as e:
             log.warning("console %s: guacd handshake failed: %s", grant.id, e)
@@ -273,6 +283,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         goodbye = False
         try:
             text = conn.pending
+            if text and self.recording is not None and not await self._recorded(text):
+                return
             if text:
                 self.bytes_out += len(text)
                 await self.write_message(text)
@@ -286,6 +298,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 if not data:
                     break
                 text = feed(data)
+                if text and self.recording is not None and not await self._recorded(text):
+                    return
                 if text:
                     self.bytes_out += len(text)
                     await self.write_message(text)
@@ -309,6 +323,28 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return self._lost()
         # guacd's own error (or its goodbye) has reached the browser already
         self.end(status, f"guacd: {message}" if status else "guacd ended the session")
+
+    async def _recorded(self, text: str) -> bool:
+        """Before *text* holding the connection's first frame reaches the browser: is guacd
+        recording it? With policy always, False ends the tunnel then (the browser sees an
+        error, never the desktop); a console only asked to be recorded goes on, logged."""
+        expected = self.recording
+        if expected is None or "4.sync," not in text:
+            return True
+        self.recording = None
+        if await self.recordings.wait_made(expected):
+            return True
+        why = self.recordings.unmade(expected)
+        if not expected.enforced:
+            log.warning("console %s: %s; it goes on unrecorded (recordings.policy = request)",
+                        expected.console_id, why)
+            return True
+        log.error("console %s: %s; the connection ends (recordings.policy = always)",
+                  expected.console_id, why)
+        self.fail(Status.SERVER_ERROR, "This console must be recorded and its recording could"
+                  " not be created: guacd made no recording file, so the console was closed"
+                  " before it was shown. The service's log says why.", why)
+        return False
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """browser → guacd; internal instructions (ping) are answered here.

@@ -14,7 +14,8 @@ from service_fixtures import start_service
 pytestmark = pytest.mark.integration
 
 
-def recorded_service(tmp_path_factory, guacd, name: str, **recordings):
+def recorded_service(tmp_path_factory, guacd, name: str, env=None, **recordings):
+    """guacbridge with a [recordings] table of *recordings*; *env*: more of its environment."""
     workdir = tmp_path_factory.mktemp(name)
     folder = workdir / "recordings"
     settings = {"dir": str(folder), **recordings}
@@ -22,7 +23,7 @@ def recorded_service(tmp_path_factory, guacd, name: str, **recordings):
                                 for k, v in settings.items()]
     (workdir / "guacbridge.toml").write_text("\n".join(lines).replace("'", '"') + "\n")
     service = start_service(workdir, f"{guacd.host}:{guacd.port}",
-                            GUACBRIDGE_CONFIG=str(workdir / "guacbridge.toml"))
+                            GUACBRIDGE_CONFIG=str(workdir / "guacbridge.toml"), **(env or {}))
     service.recordings = folder
     return service
 

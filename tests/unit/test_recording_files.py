@@ -1,5 +1,7 @@
 """What a console request may ask of recording, the guacd parameters guacbridge sets for
-it, and how a recording's files are found, measured and expired."""
+it (and the part each connection records into), and how a recording's files are found,
+measured and expired."""
+import asyncio
 import os
 import time
 
@@ -85,3 +87,65 @@ def test_only_recordings_past_the_retention_are_removed(tmp_path):
     removed = recordings(tmp_path, recordings_retention=3600).remove_expired()
     assert removed == [(CONSOLE, CONSOLE)]
     assert not old.exists() and new.exists() and other.exists()
+
+
+def test_guacbridge_names_each_connections_part_past_guacds_255(tmp_path):
+    """guacd's own suffixes stop at .255; the part after that must still get a file name."""
+    r = recordings(tmp_path, recordings_policy="always", recordings_verify_timeout=0.5)
+    params = r.params(CONSOLE, False)
+    named, expected = r.connection(CONSOLE, params)
+    assert named["recording-name"] == CONSOLE and expected is not None
+    assert (expected.part, expected.path, expected.enforced, expected.timeout) == (
+        0, tmp_path / CONSOLE, True, 0.5)
+    (tmp_path / CONSOLE).write_bytes(frames(1, 2))
+    for part in range(1, 256):
+        (tmp_path / f"{CONSOLE}.{part}").write_bytes(frames(1, 2))
+    named, expected = r.connection(CONSOLE, params)
+    assert named["recording-name"] == f"{CONSOLE}.256" and expected.part == 256
+    assert {k: v for k, v in named.items() if k != "recording-name"} == \
+        {k: v for k, v in params.items() if k != "recording-name"}
+    (tmp_path / f"{CONSOLE}.256").write_bytes(frames(3, 4))
+    parts = [f.part for f in r.files(CONSOLE)]
+    assert parts == list(range(257))            # in order, 10 after 9, 256 last
+    assert r.file(CONSOLE, 256).duration == 0.001
+
+
+def test_a_console_not_recorded_gets_no_recording_name(tmp_path):
+    r = recordings(tmp_path, recordings_policy="always")
+    named, expected = r.connection(CONSOLE, {"hostname": "10.0.0.1"})
+    assert named == {"hostname": "10.0.0.1"} and expected is None
+
+
+def test_only_policy_always_waits_for_and_enforces_the_file(tmp_path):
+    r = recordings(tmp_path)
+    _, expected = r.connection(CONSOLE, r.params(CONSOLE, False))
+    assert expected is not None and not expected.enforced and expected.timeout == 0
+
+
+def test_the_expected_file_is_waited_for_then_reported(tmp_path):
+    r = recordings(tmp_path, recordings_policy="always", recordings_verify_timeout=0.3,
+                   recordings_guacd_dir="/srv/guacd/rec")
+    _, expected = r.connection(CONSOLE, r.params(CONSOLE, False))
+    started = time.monotonic()
+    assert asyncio.run(r.wait_made(expected)) is False
+    assert 0.3 <= time.monotonic() - started < 2
+    why = r.unmade(expected)
+    assert f"no file {CONSOLE} in /srv/guacd/rec (as guacd sees it; {tmp_path} here)" in why
+    assert "within 0.3 s of the first frame" in why
+
+    async def guacd_writes_late():
+        await asyncio.sleep(0.1)
+        (tmp_path / CONSOLE).write_bytes(b"")
+
+    async def both():
+        return (await asyncio.gather(r.wait_made(expected), guacd_writes_late()))[0]
+    assert asyncio.run(both()) is True
+
+
+def test_parts_past_999_expire_like_the_others(tmp_path):
+    late = tmp_path / f"{CONSOLE}.1000"
+    late.write_bytes(frames(1, 2))
+    hours_ago = time.time() - 7200
+    os.utime(late, (hours_ago, hours_ago))
+    assert recordings(tmp_path, recordings_retention=3600).remove_expired() == [
+        (CONSOLE, late.name)]
