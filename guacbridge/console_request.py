@@ -15,13 +15,16 @@ from typing import Any
 from .errors import ConsoleError
 
 FIELDS = ("target", "user", "sink", "name", "extra_token", "ttl", "max_duration", "recording",
-          "power")
+          "power", "prompt")
 TEXT_LIMITS = {"user": 128, "name": 100, "extra_token": 256}   # characters
 MAX_TTL = 3600          # seconds an unused console link may wait for its first use
 SINKS = ("direct", "guacamole")
 _RECORDING = ("Record the session (guacd writes it; keystrokes only with keys: true). Needs"
               " recordings.dir on the service.")
 
+_PROMPT = ("When guacd finds a credential missing (a VNC or RDP password, a user name), the"
+           " console page asks its user for it. false: the console fails instead, at once,"
+           " with 0x0301 (a client of the tunnel gets guacd's `required` only when true).")
 _POWER = ("Give the console its target's power control (state, on, shutdown, off, reset...:"
           " what the agent offers), through the API's power scope and the console page.")
 
@@ -38,6 +41,7 @@ class ConsoleRequest:
     record: bool
     record_keys: bool
     power: bool = False            # the console may switch its target's power (the agent's)
+    prompt: bool = True            # the page asks for credentials guacd finds missing
 
     @property
     def agent(self) -> Any:
@@ -72,7 +76,8 @@ def parse(body: Any, *, use_by: int, duration: int, max_duration: int,
     return ConsoleRequest(target=target, sink=sink, user=user, name=name, extra_token=extra,
                           ttl=_seconds(body, "ttl", use_by, MAX_TTL),
                           duration=_seconds(body, "max_duration", duration, max_duration),
-                          record=record, record_keys=keys, power=_flag(body, "power"))
+                          record=record, record_keys=keys, power=_flag(body, "power"),
+                          prompt=_prompt(body))
 
 
 def schema(dialect: str) -> dict[str, Any]:
@@ -102,7 +107,15 @@ def schema(dialect: str) -> dict[str, Any]:
             {"type": "object", "additionalProperties": False,
              "properties": {"keys": {"type": "boolean"}}}]},
         "power": {"type": "boolean", "default": False, "description": _POWER},
+        "prompt": {"type": "boolean", "default": True, "description": _PROMPT},
     }
+
+
+def _prompt(body: Mapping[str, Any]) -> bool:
+    value = body.get("prompt", True)
+    if not isinstance(value, bool):
+        raise ConsoleError(400, "prompt must be true or false")
+    return value
 
 
 def _text(body: Mapping[str, Any], name: str) -> str | None:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import console_request, grants, limits, logs
+from . import console_request, grants, limits, logs, parameters
 from .agents import Agent, AgentError, power_actions, power_within, resolve_within, state_within
 from .audit import iso
 from .config import Settings
@@ -96,6 +96,8 @@ class Consoles:
         token, extra = grants.new_token(), request.extra_token
         console_id = console_id or grants.new_id()
         target = Target(resolved.target.protocol, judged.params)
+        if not request.prompt and request.sink == "direct":   # the tunnel reads it
+            target = Target(target.protocol, {**target.params, parameters.NO_PROMPT: "true"})
         if request.record:    # guacbridge's own parameters: a request can never name a path
             target = Target(target.protocol, {**target.params, **self.recordings.params(
                 console_id, request.record_keys)})

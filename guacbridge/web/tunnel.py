@@ -24,7 +24,7 @@ from collections.abc import Awaitable
 
 import tornado.websocket
 
-from .. import background, config, guacd, logs, protocol
+from .. import background, config, guacd, logs, parameters, protocol
 from ..audit import Client, LiveTunnel
 from ..config import Settings
 from ..consoles import Consoles
@@ -281,8 +281,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         say where to look (a desktop named ``ab10.disconnect`` ends a chunk the same way)."""
         status, message = Status.SUCCESS, ""
         goodbye = False
+        # "prompt": false: guacd's `required` (it waits for answers, forever) is answered
+        # here with an error, never forwarded; the cheap test only says where to look.
+        no_prompt = self.grant is not None and parameters.NO_PROMPT in self.grant.target.params
         try:
             text = conn.pending
+            if no_prompt and "8.required," in text and has_opcode(text, "required"):
+                return self._refuse_required(text)
             if text and self.recording is not None and not await self._recorded(text):
                 return
             if text:
@@ -298,6 +303,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 if not data:
                     break
                 text = feed(data)
+                if no_prompt and "8.required," in text and has_opcode(text, "required"):
+                    return self._refuse_required(text)
                 if text and self.recording is not None and not await self._recorded(text):
                     return
                 if text:
@@ -323,6 +330,17 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             return self._lost()
         # guacd's own error (or its goodbye) has reached the browser already
         self.end(status, f"guacd: {message}" if status else "guacd ended the session")
+
+    def _refuse_required(self, text: str) -> None:
+        """guacd asks for credentials a console opened with "prompt": false was not given:
+        the tunnel ends now with 0x0301 naming them (never their values: there are none)."""
+        asked = sorted({name for raw in protocol.split(text) if raw.startswith("8.required,")
+                        for name in protocol.parse(raw)[1:]})
+        names = ", ".join(asked[:8]) or "credentials"
+        self.fail(Status.CLIENT_UNAUTHORIZED,
+                  f"The server asks for credentials the console was not given ({names}),"
+                  " and this console does not prompt for them: ask for a console with them.",
+                  f"guacd required {names}; prompt is false")
 
     async def _recorded(self, text: str) -> bool:
         """Before *text* holding the connection's first frame reaches the browser: is guacd
