@@ -256,8 +256,10 @@ class Consoles:
         agent, target = await self._powered(console_id)
         state = await self._agent_call(agent, state_within(
             agent, target, self.settings.limits_agent_timeout))
+        name = target.get("vm") or target.get("server") or target.get("hostname")
         return {"result": True, "details": None, "id": console_id, "state": state,
-                "actions": list(power_actions(agent, target))}
+                "actions": list(power_actions(agent, target)),
+                "name": name if isinstance(name, str) else None}
 
     async def power(self, console_id: str, action: Any, by: str) -> dict[str, Any]:
         """Have the agent press *action* (one it offers) on the console's target; the

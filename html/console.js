@@ -9,6 +9,7 @@ import { listenForNotices } from './notices.js';
 import { COMBOS, attachKeyboard, attachPointer, attachTextInput, createOsk, fkeyCombo,
   sendCombo } from './input.js';
 import { createMenu } from './menu.js';
+import { createPower } from './power.js';
 import { createClipboard } from './clipboard.js';
 import { LAYOUT_NAMES, rdpLayout } from './layouts.js';
 import { createCredentials } from './credentials.js';
@@ -128,6 +129,7 @@ function takeInfo(info) {
   session.info = info;
   session.offset = info.now - Date.now() / 1000;
   menu.canExtend(info.deadline < info.max_deadline);
+  power.enable(Boolean(info.power) && !session.viewer);
   tickClock();
 }
 
@@ -514,6 +516,7 @@ async function closeSession() {
 // -- start ----------------------------------------------------------------------------------
 
 const clipboard = createClipboard($('clipboard'));
+const power = createPower(pageApi);
 const credentials = createCredentials({
   onShow: () => { $('status').hidden = true; },
   // No credentials, no console: this connection ends; the session itself stays (Reconnect

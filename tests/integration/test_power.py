@@ -84,7 +84,8 @@ def test_ovirt_power_state_and_each_action_reach_the_engine_as_the_sdks_calls(po
     r = powered.api("GET", path)
     assert r.status_code == 200, r.text
     assert r.json() == {"result": True, "details": None, "id": reply["id"], "state": "on",
-                        "actions": ["on", "shutdown", "off", "reboot", "reset"]}
+                        "actions": ["on", "shutdown", "off", "reboot", "reset"],
+                        "name": "web-12"}
     engine.power_calls.clear()
     for action in ("reset", "reboot", "shutdown", "on", "off"):
         r = powered.api("POST", path, json={"action": action})
