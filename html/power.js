@@ -33,6 +33,9 @@ export function createPower(pageApi) {
       button.dataset.power = action;
       button.textContent = (ACTIONS[action] || [action])[0];
       if (action !== 'on') button.className = 'danger';
+      // What the state rules out is there but disabled: Start while on, the rest while off.
+      button.disabled = (info.state === 'on' && action === 'on')
+        || (info.state === 'off' && action !== 'on');
       button.addEventListener('click', () => ask(action));
       return button;
     }));

@@ -60,6 +60,7 @@ def test_the_power_section_shows_the_state_and_an_action_reaches_the_engine_once
     buttons = section.locator("#power-actions button")
     buttons.first.wait_for()
     assert buttons.all_inner_texts() == ["Start", "Shut down", "Power off", "Reboot", "Reset"]
+    assert section.get_by_role("button", name="Start").is_disabled()
     section.get_by_role("button", name="Reset", exact=True).click()
     question = page.get_by_role("alertdialog")
     question.wait_for(state="visible")
@@ -77,6 +78,8 @@ def test_the_power_section_shows_the_state_and_an_action_reaches_the_engine_once
     section.get_by_role("button", name="Shut down").click()
     question.get_by_role("button", name="Shut down").click()
     section.get_by_role("status").filter(has_text="The server is off.").wait_for()
+    assert section.get_by_role("button", name="Start").is_enabled()
+    assert section.get_by_role("button", name="Reset", exact=True).is_disabled()
     assert engine.power_calls == [("web-12", "reset"), ("web-12", "shutdown")]
     events = service.api("GET", f"/api/v1/consoles/{page.url.split('/')[-1].split('#')[0]}"
                                 "/events").json()["events"]
