@@ -144,3 +144,36 @@ def test_each_connection_of_a_console_is_a_part_the_player_can_choose(recorded, 
     player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
     assert player.evaluate("window.guacbridgePlayer.part") == 1
     assert player.evaluate("window.guacbridgePlayer.recording.getDuration()") > 500
+
+
+# Every value the page's state takes, from its first script on (the desktop shows at 3).
+STATES = """window.__states = [];
+setInterval(() => { const s = document.body && document.body.dataset.state;
+  if (s !== undefined && window.__states.at(-1) !== s) window.__states.push(s); }, 5);"""
+
+
+def test_a_console_that_must_be_recorded_but_cannot_be_never_shows_its_desktop(
+        guacd, tmp_path_factory, vnc_desktop, context):
+    """policy always, and guacd's recordings folder lies under a plain file: guacd cannot
+    create the recording, and the page never shows the desktop, then says why."""
+    workdir = tmp_path_factory.mktemp("unrecordable-e2e")
+    (workdir / "a-file").write_text("")
+    (workdir / "guacbridge.toml").write_text(
+        f'[recordings]\ndir = "{workdir / "recordings"}"\npolicy = "always"\n'
+        f'guacd_dir = "{workdir / "a-file" / "recordings"}"\nverify_timeout = 0.2\n')
+    s = start_service(workdir, f"{guacd.host}:{guacd.port}",
+                      GUACBRIDGE_CONFIG=str(workdir / "guacbridge.toml"))
+    try:
+        page = context.new_page()
+        page.add_init_script(STATES)
+        page.goto(s.create(target(vnc_desktop))["url"])
+        # The page retries 0x0200 (5 attempts, 5 s apart), each one closed the same way.
+        page.locator("body[data-error='512']").wait_for(state="attached", timeout=60000)
+        page.locator("body[data-reconnecting]").wait_for(state="detached", timeout=5000)
+        status = page.locator("#status").inner_text()
+        assert "This console must be recorded and its recording could not be created" in status
+        assert "Gave up after 5 attempts" in status
+        states = page.evaluate("window.__states")
+        assert "2" in states and "3" not in states, states   # waiting, never CONNECTED (3)
+    finally:
+        s.stop()
