@@ -137,10 +137,13 @@ class Recordings:
         every connection asks for ``<id>`` and guacd adds ``.1`` … ``.255`` to avoid the
         files already there, then fails, and the console runs unrecorded. Blocking: it
         lists the directory."""
+        if self.dir is None:       # recording is off here (now)
+            return dict(params), None
         if PATH_PARAM not in params:
-            return dict(params), None
-        if self.dir is None:       # recorded when made, recording is off here now
-            return dict(params), None
+            if self.policy != "always":
+                return dict(params), None
+            # made before policy became always: recorded from now on all the same
+            params = {**params, **self.params(console_id, False)}
         parts = [f.part for f in self._parts(console_id)]
         part = max(parts) + 1 if parts else 0
         if part > MAX_PART:
@@ -235,10 +238,10 @@ class Recordings:
     def describe(self, console_id: str, recorded: bool, started: bool) -> dict[str, Any]:
         """What the API answers about a console's recording; RecordingError says why there
         is none, in words that tell an operator what to fix."""
-        if not recorded:
+        files = self.files(console_id)
+        if not recorded and not files:      # files: made before policy became always
             raise RecordingError(404, f"console {console_id} was not recorded; ask for"
                                       ' "recording": true when opening a console')
-        files = self.files(console_id)
         if not files:
             if not started:
                 raise RecordingError(404, f"console {console_id} has not been used yet:"

@@ -111,9 +111,18 @@ def test_guacbridge_names_each_connections_part_past_guacds_255(tmp_path):
 
 
 def test_a_console_not_recorded_gets_no_recording_name(tmp_path):
+    named, expected = recordings(tmp_path).connection(CONSOLE, {"hostname": "10.0.0.1"})
+    assert named == {"hostname": "10.0.0.1"} and expected is None
+
+
+def test_under_policy_always_a_console_made_unrecorded_is_recorded_all_the_same(tmp_path):
+    """Made while the policy was request, opened after it became always."""
     r = recordings(tmp_path, recordings_policy="always")
     named, expected = r.connection(CONSOLE, {"hostname": "10.0.0.1"})
-    assert named == {"hostname": "10.0.0.1"} and expected is None
+    assert named == {"hostname": "10.0.0.1", **r.params(CONSOLE, False)}
+    assert expected is not None and expected.enforced
+    (tmp_path / CONSOLE).write_bytes(frames(1, 2))
+    assert r.describe(CONSOLE, recorded=False, started=True)["files"][0]["part"] == 0
 
 
 def test_only_policy_always_waits_for_and_enforces_the_file(tmp_path):
