@@ -206,9 +206,10 @@ def test_a_power_job_on_the_broker_acts_on_the_producers_own_console(powered, en
 
 
 def test_a_database_made_before_the_power_column_gets_it(tmp_path, mariadb):
-    from db_fixtures import TEST_KEYS
+    from db_fixtures import TEST_KEY, TEST_KEYS
 
     from guacbridge import resources
+    from guacbridge.keyring import KeyRing, new_key, parse_key
     from guacbridge.store.mysql import MysqlGrantStore, run_script
     from guacbridge.store.sqlite import SqliteGrantStore
     old = resources.sql("sqlite.sql").replace(
@@ -240,3 +241,9 @@ def test_a_database_made_before_the_power_column_gets_it(tmp_path, mariadb):
                     {"agent": "bmc", "server": "web-12"})
         assert store.get(grant.id).power is True
         assert store.power_target(grant.id) == {"agent": "bmc", "server": "web-12"}
+    # Key rotation reseals the kept target too: the old key can go afterwards.
+    fresh = parse_key(new_key("k-new"))
+    store.keys = KeyRing([fresh, parse_key(TEST_KEY)], "rotated")
+    store.rekey()
+    store.keys = KeyRing([fresh], "new only")
+    assert store.power_target(grant.id) == {"agent": "bmc", "server": "web-12"}
