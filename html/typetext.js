@@ -10,33 +10,40 @@ const $ = (id) => document.getElementById(id);
 export const DEFAULT_DELAY_MS = 25;
 export const CONFIRM_ABOVE = 4000;     // characters: a longer text is typed after a yes
 
-const layoutChars = new Map();         // layout name → the characters its keys type
-function charsOf(layoutName) {
-  if (!layoutChars.has(layoutName)) {
-    const chars = new Set([' ']);
+// What a single character's keysym is when no layout key says otherwise: Latin-1 characters
+// are their own keysyms (X servers take no Unicode keysym for them), the rest Unicode keysyms.
+// Guacamole's on-screen keyboard derives a key's keysym from its title the same way.
+const plainKeysym = (cp) => (cp < 0x100 ? cp : 0x01000000 + cp);
+
+const layoutKeys = new Map();          // layout name → Map character → keysym its key sends
+function keysOf(layoutName) {
+  if (!layoutKeys.has(layoutName)) {
+    const keys = new Map([[' ', 0x20]]);
     for (const caps of Object.values(buildLayout(layoutName).keys)) {
       for (const cap of caps) {
-        if (cap.keysym === undefined && [...cap.title].length === 1) chars.add(cap.title);
+        const chars = [...cap.title];
+        if (chars.length === 1 && !cap.modifier && !keys.has(cap.title)) {
+          keys.set(cap.title, cap.keysym ?? plainKeysym(cap.title.codePointAt(0)));
+        }
       }
     }
-    layoutChars.set(layoutName, chars);
+    layoutKeys.set(layoutName, keys);
   }
-  return layoutChars.get(layoutName);
+  return layoutKeys.get(layoutName);
 }
 
-/** The keysyms that type *text* with *layoutName*'s keyboard (control characters other
- * than newline and tab are left out; CR LF is one Return). */
+/** The keysyms that type *text* with *layoutName*'s keyboard: its keys' keysyms, Unicode
+ * keysyms for what it lacks (control characters other than newline and tab are left out;
+ * CR LF is one Return). */
 export function keysymsFor(text, layoutName) {
-  const chars = charsOf(layoutName);
+  const keys = keysOf(layoutName);
   const out = [];
-  const all = [...text.replace(/\r\n?/g, '\n')];
-  for (const char of all) {
+  for (const char of text.replace(/\r\n?/g, '\n')) {
     const cp = char.codePointAt(0);
     if (char === '\n') out.push(KEY.RETURN);
     else if (char === '\t') out.push(KEY.TAB);
-    else if (cp < 0x20 || cp === 0x7F) continue;
-    else if (chars.has(char) && cp < 0x100) out.push(cp);    // Latin-1 keysyms are code points
-    else out.push(0x01000000 + cp);
+    else if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) continue;
+    else out.push(keys.get(char) ?? plainKeysym(cp));
   }
   return out;
 }

@@ -173,3 +173,25 @@ def test_a_viewer_joining_shows_the_owner_a_toast(service, vnc_desktop, page, ar
     page.evaluate("guacbridge.tunnel.oninstruction('msg', ['2', '@a1b2', 'alice'])")
     page.locator(".toast", has_text="alice left the console.").wait_for(state="visible")
     assert json.loads(page.evaluate("JSON.stringify(guacbridge.error)")) is None
+
+
+def test_characters_outside_the_layout_go_as_unicode_keysyms(service, keylog_desktop, page):
+    """xev on the desktop names what the X server got: the layout's characters as their
+    keysyms, the others through Unicode keysyms, newline as Return and tab as Tab."""
+    desktop, keylog = keylog_desktop
+    page.goto(service.create(target(desktop))["url"])
+    wait_connected(page)
+    page.evaluate("localStorage.setItem('guacbridge-prefs', '{\"layout\": \"en-us\"}')")
+    x, y, w, h = keylog.geometry
+    for _ in range(10):                     # until xev's window has the focus
+        point_at(page, x + w // 2, y + h // 2)
+        page.keyboard.press("a")
+        if "a" in keylog.wait_for(["a"], timeout=1):
+            break
+    toggle_menu(page)
+    page.get_by_label("Text to type").fill("Q~é€\tZ\n")
+    page.get_by_role("button", name="Type", exact=True).click()
+    expected = ["Q", "asciitilde", "eacute", "U20AC", "Tab", "Z", "Return"]   # € as U+20AC
+    seen = keylog.wait_for(expected)
+    it = iter(seen)
+    assert all(name in it for name in expected), " ".join(seen)
