@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import console_request, grants, limits, logs, parameters
-from .agents import Agent, AgentError, power_actions, power_within, resolve_within, state_within
+from .agents import (
+    Agent,
+    AgentError,
+    Resolved,
+    power_actions,
+    power_within,
+    resolve_within,
+    state_within,
+)
 from .audit import iso
 from .config import Settings
 from .errors import ConsoleError
@@ -32,7 +40,16 @@ from .store import call
 from .store.guacamole_db import client_url
 from .store.sql import StoreUnavailable
 
-__all__ = ["ConsoleError", "Consoles"]
+__all__ = ["WAITING", "ConsoleError", "Consoles", "waiting"]
+# The target of a console opened for a server that was off: nowhere yet (no hostname); its
+# agent says where once the server is on (Consoles._locate).
+WAITING = Target("", {})
+
+
+def waiting(grant: Grant) -> bool:
+    """The console waits for its server to be switched on before it can connect."""
+    return "hostname" not in grant.target.params
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -78,24 +95,29 @@ class Consoles:
             raise ConsoleError(400, f"power: agent {agent.name} has no power control for this"
                                     " target")
         started = time.monotonic()
+        resolved: Resolved | None = None
         try:
             resolved = await resolve_within(agent, request.target,
                                             settings.limits_agent_timeout)
         except AgentError as e:
-            raise ConsoleError(e.status, e.details) from None
+            # A server that is off, asked for with the power right: the console opens and
+            # waits for it (its page offers Start); where it is comes once it is on.
+            if not await self._waits_for_start(agent, request, e):
+                raise ConsoleError(e.status, e.details) from None
         finally:
             self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
-        # Where the agent says to go is judged as addresses before anything is issued.
-        judged = await self.policy.judge(owner, agent.name, resolved.target.protocol,
-                                         resolved.target.params)
-
         now = self.clock()
         use_by = now + request.ttl
-        if resolved.expires_at is not None:
-            use_by = min(use_by, resolved.expires_at)
         token, extra = grants.new_token(), request.extra_token
         console_id = console_id or grants.new_id()
-        target = Target(resolved.target.protocol, judged.params)
+        key, target = "", WAITING
+        if resolved is not None:
+            # Where the agent says to go is judged as addresses before anything is issued.
+            judged = await self.policy.judge(owner, agent.name, resolved.target.protocol,
+                                             resolved.target.params)
+            if resolved.expires_at is not None:
+                use_by = min(use_by, resolved.expires_at)
+            key, target = judged.key, Target(resolved.target.protocol, judged.params)
         if not request.prompt and request.sink == "direct":   # the tunnel reads it
             target = Target(target.protocol, {**target.params, parameters.NO_PROMPT: "true"})
         if request.record:    # guacbridge's own parameters: a request can never name a path
@@ -112,7 +134,7 @@ class Consoles:
                                         sink="guacamole", sink_state="provisioning")
         params = grant.target.params
         try:
-            self.caps.admit(grant.id, owner, judged.key, use_by + grant.max_duration)
+            self.caps.admit(grant.id, owner, key, use_by + grant.max_duration)
         except limits.Limited as e:
             raise ConsoleError(429, e.details) from None
         try:
@@ -256,6 +278,8 @@ class Consoles:
         agent, target = await self._powered(console_id)
         state = await self._agent_call(agent, state_within(
             agent, target, self.settings.limits_agent_timeout))
+        if state == "on" and waiting(await self._grant(console_id)):
+            await self._locate(console_id, agent, target)
         name = target.get("vm") or target.get("server") or target.get("hostname")
         return {"result": True, "details": None, "id": console_id, "state": state,
                 "actions": list(power_actions(agent, target)),
@@ -278,8 +302,47 @@ class Consoles:
             raise
         log.info("console %s: power %s by %s", console_id, action, by)
         await self.events.record(console_id, "power", action=action, by=by)
+        if action == "on":
+            await self._locate(console_id, agent, target)
         return {"result": True, "details": None, "id": console_id, "action": action,
                 "actions": list(offered)}
+
+    async def _waits_for_start(self, agent: Agent, request: console_request.ConsoleRequest,
+                               refused: AgentError) -> bool:
+        """Whether a console refused as not running (409) opens anyway, waiting for its
+        server: only with the power right, an agent that can switch it on and that says it
+        is off, and the direct sink (Guacamole's needs the address at once)."""
+        if refused.status != 409 or not request.power or request.sink != "direct" \
+                or "on" not in power_actions(agent, request.target):
+            return False
+        try:
+            state = await state_within(agent, request.target,
+                                       self.settings.limits_agent_timeout)
+        except AgentError:
+            return False
+        return state == "off"
+
+    async def _locate(self, console_id: str, agent: Agent, target: dict[str, Any]) -> None:
+        """A console that waits for its server, now on: ask its agent where the console is,
+        judge it like a new one, and keep it with guacbridge's own parameters (recording,
+        prompt) set at creation. Not there yet (still starting): it keeps waiting."""
+        grant = await self._grant(console_id)
+        if not waiting(grant):
+            return
+        try:
+            resolved = await resolve_within(agent, target, self.settings.limits_agent_timeout)
+        except AgentError as e:
+            if e.status == 409:
+                return
+            raise ConsoleError(e.status, e.details) from None
+        judged = await self.policy.judge(grant.owner, agent.name, resolved.target.protocol,
+                                         resolved.target.params)
+        located = Target(resolved.target.protocol, {**judged.params, **grant.target.params})
+        if await call(self.store.locate, console_id, located):
+            log.info("console %s: its server is on; the console is at %s", console_id,
+                     located.params.get("hostname"))
+            await self.events.record(console_id, "located", protocol=located.protocol,
+                                     hostname=located.params.get("hostname"))
 
     async def _powered(self, console_id: str) -> tuple[Agent, dict[str, Any]]:
         """The agent and target of a console that has the power right and is not over;

@@ -133,6 +133,10 @@ class GrantStore(AuditStore, Protocol):
     def power_target(self, grant_id: str) -> dict[str, Any] | None:
         """The target a console with the power right was asked for; None without it."""
 
+    def locate(self, grant_id: str, target: Target) -> bool:
+        """Set the target of a console that waited for its server (protocol ''); False if
+        it has one already or has ended."""
+
     def delete(self, grant_id: str) -> None:
         """Forget a grant that never took effect (its sink failed to provision)."""
 

@@ -596,7 +596,9 @@ async function start() {
     fail(statusOfRefusal(e.status), e.message);
     return;
   }
-  connect();
+  // Opened for a server that is off: its Start comes first, the connection once it is on.
+  if (session.info?.waiting) power.waitForStart(() => pageApi('session'), connect);
+  else connect();
 }
 
 start();

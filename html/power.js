@@ -95,7 +95,43 @@ export function createPower(pageApi) {
   new MutationObserver(() => { if (!$('menu').hidden) refresh(); })
     .observe($('menu'), { attributes: true, attributeFilter: ['hidden'] });
 
+  /** A console opened for a server that is off: say so, offer Start, and once the console
+   *  knows where its server is, *ready()* (the page connects). */
+  function waitForStart(readInfo, ready) {
+    const start = $('status-start');
+    $('status-text').textContent = 'The server is off';
+    $('status-detail').textContent = 'Start it to use its console.';
+    $('status-hint').textContent = '';
+    start.hidden = false;
+    let polling = null;
+    const check = async () => {
+      try {
+        const info = await readInfo();
+        if (!info.waiting) {
+          clearInterval(polling);
+          start.hidden = true;
+          $('status-text').textContent = 'Connecting…';
+          $('status-detail').textContent = '';
+          ready();
+        }
+      } catch { /* asked again on the next round */ }
+    };
+    start.addEventListener('click', async () => {
+      start.disabled = true;
+      $('status-detail').textContent = 'Starting the server…';
+      try {
+        await pageApi('power', 'POST', { action: 'on' });
+        polling = setInterval(check, WATCH_MS);
+        await check();
+      } catch (e) {
+        start.disabled = false;
+        $('status-detail').textContent = `Start failed: ${e.message}`;
+      }
+    });
+  }
+
   return {
+    waitForStart,
     /** The console has the power right (and this page is its owner's). */
     enable(yes) {
       if (yes === enabled) return;

@@ -80,6 +80,16 @@ class SqlGrantStore:
             return None
         return self._ring().open(_power_id(grant_id), row[0])
 
+    def locate(self, grant_id: str, target: Target) -> bool:
+        """Where a console that waited for its server is, now that it is on; False if it
+        was located already or has ended."""
+        with self._db() as db:
+            return db.execute(
+                "UPDATE console_grant SET protocol = ?, params = ? WHERE id = ? AND"
+                " protocol = '' AND closed_at IS NULL",
+                (target.protocol, self._ring().seal(grant_id, target.params),
+                 grant_id)).rowcount == 1
+
     def add_columns(self, db: Any, backend: str, present: dict[str, set[str]]) -> None:
         """ALTER TABLE for each of ADDED_COLUMNS that *present* (table → its columns)
         lacks."""

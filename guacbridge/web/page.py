@@ -9,6 +9,7 @@ import tornado.web
 
 from .. import resources
 from ..audit import Client
+from ..consoles import waiting
 from ..grants import Grant
 from ..limits import Throttle
 from ..sessions import Sessions
@@ -74,7 +75,8 @@ class PageApiHandler(JsonHandler):
         return {"result": True, "details": None, "id": grant.id, "state": grant.state(now),
                 "now": now, "deadline": grant.deadline, "max_deadline": grant.hard_deadline,
                 "extend_step": self.config.extend_step, "warn_before": WARN_BEFORE,
-                "protocol": grant.target.protocol, "power": grant.power, **extra}
+                "protocol": grant.target.protocol, "power": grant.power,
+                "waiting": waiting(grant), **extra}
 
 
 class PageSessionHandler(PageApiHandler):

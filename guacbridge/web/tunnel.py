@@ -205,6 +205,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 return await self.pool.join(self.viewer.address, self.viewer.connection_id,
                                             self.viewer.params, caps, timeout)
             params = grant.target.params
+            if "hostname" not in params:   # opened for a server that was off, not on yet
+                raise ConsoleError(409, "the server is off: start it first (the console"
+                                        " page's Start, or POST /api/v1/consoles/{id}/power)")
             # Judged again right before guacd connects: a name's addresses may have changed
             # since the console was made (the agent's lists were applied then).
             await self.policy.judge(grant.owner, None, grant.target.protocol, params)

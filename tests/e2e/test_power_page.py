@@ -95,3 +95,24 @@ def test_no_power_section_without_the_right(ovirt_console, page):
     page.get_by_role("region", name="Session").wait_for(state="visible")
     assert page.locator("#power-section").is_hidden()
     assert page.get_by_role("region", name="Power").count() == 0
+
+
+def test_a_vm_that_is_off_opens_saying_so_and_start_brings_its_console_up(ovirt_console,
+                                                                           page):
+    service, engine = ovirt_console
+    desktop_vm = next(iter(engine.vms.values()))
+    vm = engine.add_vm("db-3", status="down", address=desktop_vm["address"],
+                       port=desktop_vm["port"])
+    refused = service.api("POST", "/api/v1/consoles",
+                          json={"target": {**OVIRT, "vm": "db-3"}})
+    assert refused.status_code == 409            # without the power right: as before
+    engine.power_calls.clear()
+    page.goto(service.create({**OVIRT, "vm": "db-3"}, power=True)["url"])
+    page.locator("#status-text").filter(has_text="The server is off").wait_for()
+    start = page.get_by_role("button", name="Start")
+    start.wait_for()
+    assert engine.power_calls == [] and vm["status"] == "down"
+    start.click()
+    page.locator("body[data-state='3']").wait_for(state="attached", timeout=15000)
+    page.locator("#status").wait_for(state="hidden", timeout=15000)
+    assert engine.power_calls == [("db-3", "start")]

@@ -131,6 +131,37 @@ def test_bmc_power_over_ipmi_each_action_reaches_the_chassis_control(powered, bm
     assert bmc_sim.password not in str(powered.get(reply["id"]))
 
 
+def test_a_vm_that_is_off_gets_a_console_that_waits_for_its_start(powered, engine, tunnel):
+    import asyncio
+    vm = engine.add_vm("db-7", status="down", address="127.0.0.1", port=5998)
+    target = {**OVIRT, "vm": "db-7"}
+    r = powered.api("POST", "/api/v1/consoles", json={"target": target})
+    assert r.status_code == 409 and "is not running" in r.json()["details"]
+    reply = open_console(powered, target, power=True)
+    assert reply["target"] == {"protocol": ""} and reply["state"] == "pending"
+    path = f"/api/v1/consoles/{reply['id']}/power"
+    assert powered.api("GET", path).json()["state"] == "off"
+
+    async def refused_before_start():
+        async with tunnel(reply) as t:
+            return await t.closing()
+    status, message, _ = asyncio.run(refused_before_start())
+    assert message.startswith("the server is off: start it first"), (status, message)
+    # A tunnel with the token alone ends its console, as after any failed first connection:
+    # API clients start the server first; the page waits for its Start by itself.
+    assert powered.get(reply["id"])["state"] == "closed"
+    reply = open_console(powered, target, power=True)
+    path = f"/api/v1/consoles/{reply['id']}/power"
+    engine.power_calls.clear()
+    started = powered.api("POST", path, json={"action": "on"})
+    assert started.status_code == 202, started.text
+    assert engine.power_calls == [("db-7", "start")] and vm["status"] == "up"
+    located = powered.get(reply["id"])["target"]
+    assert (located["protocol"], located["hostname"], located["port"]) == \
+        ("vnc", "127.0.0.1", "5998")
+    assert [e["hostname"] for e in events(powered, reply["id"], "located")] == ["127.0.0.1"]
+
+
 def test_power_needs_the_scope_and_a_console_opened_with_power_true(powered, engine, keys):
     if not any(vm["name"] == "web-12" for vm in engine.vms.values()):
         engine.add_vm("web-12", address="127.0.0.1", port=5999)
