@@ -10,7 +10,9 @@ const ACTIONS = {
   on: ['Start', 'Start'], shutdown: ['Shut down', 'Shut down'], off: ['Power off', 'Power off'],
   reboot: ['Reboot', 'Reboot'], reset: ['Reset', 'Reset'], cycle: ['Power cycle', 'Power cycle'],
 };
-const STATES = { on: 'The server is on.', off: 'The server is off.', unknown: 'Power state unknown.' };
+const STATES = {
+  on: 'The server is on.', off: 'The server is off.', unknown: 'Power state unknown.',
+};
 const WATCH_MS = 3000;           // after an action: re-read the state this often...
 const WATCH_FOR_MS = 90000;      // ...for this long
 
