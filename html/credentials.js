@@ -61,8 +61,8 @@ export function createCredentials({ onCancel, onShow }) {
     hide();
     onCancel();
   });
+  // Keys typed here stay here: the page's keyboard handler leaves a field of ours alone.
   dialog.addEventListener('keydown', (event) => {
-    event.stopPropagation();       // Escape here is the dialog's, not the menu's
     if (event.key === 'Escape') $('credentials-cancel').click();
   });
 

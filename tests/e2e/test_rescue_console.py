@@ -46,20 +46,35 @@ def storage(page):
 
 def test_a_console_without_its_password_asks_for_it_and_comes_up(service, vnc_desktop, page,
                                                                   artifacts):
+    sent = []                                   # every HTTP request the page makes
+    page.on("request", lambda r: sent.append(f"{r.url} {r.post_data or ''}"))
     page.goto(service.create(without_password(vnc_desktop))["url"])
     dialog = page.get_by_role("dialog", name="Sign in to the server")
     dialog.wait_for(state="visible", timeout=15000)
     password = dialog.get_by_label("Password")
     assert password.get_attribute("type") == "password"          # masked
     assert dialog.get_by_label("Username").count() == 0          # only what guacd asked for
-    password.fill(vnc_desktop.password)
+    password.press_sequentially(vnc_desktop.password)          # typed, key by key
     dialog.screenshot(path=str(artifacts / "credentials.png"))
-    dialog.get_by_role("button", name="Connect").click()
+    password.press("Enter")                                     # Connect
     wait_connected(page)
     assert dialog.is_hidden()
     assert lit_pixels(page) > 100                                   # the desktop is drawn
     assert vnc_desktop.password not in storage(page)
     assert vnc_desktop.password not in service.log_text()
+    assert sent and not any(vnc_desktop.password in request for request in sent)
+
+
+def test_without_remember_a_reconnect_asks_again(service, vnc_desktop, page):
+    page.goto(service.create(without_password(vnc_desktop))["url"])
+    dialog = page.get_by_role("dialog", name="Sign in to the server")
+    dialog.get_by_label("Password").fill(vnc_desktop.password)
+    dialog.get_by_role("button", name="Connect").click()
+    wait_connected(page)
+    toggle_menu(page)
+    page.locator("#timezone").select_option("Europe/Berlin")
+    dialog.wait_for(state="visible", timeout=15000)
+    assert dialog.get_by_label("Password").input_value() == ""
 
 
 def test_remember_answers_again_after_a_reconnect_from_memory_only(service, vnc_desktop,
@@ -195,3 +210,20 @@ def test_characters_outside_the_layout_go_as_unicode_keysyms(service, keylog_des
     seen = keylog.wait_for(expected)
     it = iter(seen)
     assert all(name in it for name in expected), " ".join(seen)
+
+
+def test_a_long_text_is_typed_only_after_a_confirmation(service, vnc_desktop, page):
+    page.goto(service.create(target(vnc_desktop))["url"])
+    wait_connected(page)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+    page.on("dialog", answer)
+    toggle_menu(page)
+    page.get_by_label("Text to type").fill("#" * 4001)
+    page.get_by_role("button", name="Type", exact=True).click()
+    page.locator("#typetext-status", has_text="Not typed.").wait_for()
+    assert asked == ["Type 4001 characters into the console? This takes about 101 s."]
+    assert page.locator("body[data-typed]").count() == 0
