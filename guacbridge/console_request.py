@@ -69,6 +69,10 @@ def parse(body: Any, *, use_by: int, duration: int, max_duration: int,
     user, name, extra = (_text(body, field) for field in ("user", "name", "extra_token"))
     if sink == "guacamole" and user is None:
         raise ConsoleError(400, "the guacamole sink needs user: the Guacamole user's name")
+    prompt = _prompt(body)
+    if sink == "guacamole" and not prompt:
+        raise ConsoleError(400, "prompt false needs the direct sink: Guacamole's own page asks"
+                                " for missing credentials itself")
     try:
         record, keys = recording(body.get("recording"))
     except ValueError as e:
@@ -77,7 +81,7 @@ def parse(body: Any, *, use_by: int, duration: int, max_duration: int,
                           ttl=_seconds(body, "ttl", use_by, MAX_TTL),
                           duration=_seconds(body, "max_duration", duration, max_duration),
                           record=record, record_keys=keys, power=_flag(body, "power"),
-                          prompt=_prompt(body))
+                          prompt=prompt)
 
 
 def schema(dialect: str) -> dict[str, Any]:
