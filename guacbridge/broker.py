@@ -38,6 +38,7 @@ from .consoles import Consoles
 from .events import ConsoleEvents
 from .grants import GrantStore
 from .metrics import Metrics
+from .power import Power
 
 if TYPE_CHECKING:
     from .service import Parts
@@ -106,8 +107,10 @@ class Broker:
     """All consumer threads of one process, plus the events publisher."""
 
     def __init__(self, consoles: Consoles, console_events: ConsoleEvents, store: GrantStore,
-                 metrics: Metrics, loop: asyncio.AbstractEventLoop) -> None:
+                 metrics: Metrics, loop: asyncio.AbstractEventLoop,
+                 power: Power | None = None) -> None:
         self.consoles = consoles
+        self.power = power
         self.console_events = console_events
         self.store = store          # which job messages were answered already
         self.metrics = metrics
@@ -308,7 +311,8 @@ class Consumer:
             return
         try:
             reply = self.broker.run_job(jobs.run(self.broker.consoles, job, owner, self.agent,
-                                                 admin=producer in self.broker.admins))
+                                                 admin=producer in self.broker.admins,
+                                                 power=self.broker.power))
         except jobs.JobRejected as e:
             return self._dead(channel, method, props, body, str(e), job_id=job["job_id"])
         except (jobs.JobDeferred, TimeoutError) as e:
@@ -393,7 +397,8 @@ class Consumer:
 def run_with(parts: Parts, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     """Start a broker for the service's *parts* (and its readiness check); returns its stop
     function."""
-    broker = Broker(parts.consoles, parts.events, parts.store, parts.metrics, loop)
+    broker = Broker(parts.consoles, parts.events, parts.store, parts.metrics, loop,
+                    parts.power)
     broker.start()
 
     async def ready() -> str | None:

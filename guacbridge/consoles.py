@@ -12,20 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import console_request, grants, limits, logs, parameters
-from .agents import (
-    Agent,
-    AgentError,
-    Resolved,
-    power_actions,
-    power_within,
-    resolve_within,
-    state_within,
-)
+from .agents import Agent, AgentError, Resolved, power_actions, resolve_within
 from .audit import iso
 from .config import Settings
 from .errors import ConsoleError
@@ -35,29 +27,20 @@ from .guacamole_sink import GuacamoleSink
 from .live import LiveTunnels
 from .metrics import Metrics
 from .policy import Policy
+from .power import WAITING, Power
 from .recordings import PATH_PARAM, Recordings
 from .store import call
 from .store.guacamole_db import client_url
 from .store.sql import StoreUnavailable
 
-__all__ = ["WAITING", "ConsoleError", "Consoles", "waiting"]
-# The target of a console opened for a server that was off: nowhere yet (no hostname); its
-# agent says where once the server is on (Consoles._locate).
-WAITING = Target("", {})
-
-
-def waiting(grant: Grant) -> bool:
-    """The console waits for its server to be switched on before it can connect."""
-    return "hostname" not in grant.target.params
-
+__all__ = ["ConsoleError", "Consoles"]
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class Consoles:
     def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent], *,
                  events: ConsoleEvents, live: LiveTunnels, caps: limits.ConsoleCaps,
-                 recordings: Recordings, metrics: Metrics, policy: Policy,
+                 recordings: Recordings, metrics: Metrics, policy: Policy, power: Power,
                  sink: GuacamoleSink | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
@@ -69,6 +52,7 @@ class Consoles:
         self.recordings = recordings
         self.metrics = metrics
         self.policy = policy
+        self.power = power      # a server that is off, asked for with the power right
         self.sink = sink
         self.clock = clock
 
@@ -102,7 +86,7 @@ class Consoles:
         except AgentError as e:
             # A server that is off, asked for with the power right: the console opens and
             # waits for it (its page offers Start); where it is comes once it is on.
-            if not await self._waits_for_start(agent, request, e):
+            if not await self.power.waits_for_start(agent, request, e):
                 raise ConsoleError(e.status, e.details) from None
         finally:
             self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
@@ -270,105 +254,6 @@ class Consoles:
         log.info("console %s closed: %s", grant.id, reason)
         self.events.emit("closed", self.reply(grant))
         await self.events.record(grant.id, "closed", reason=reason)
-
-    # -- power (consoles opened with "power": true) -------------------------------------
-
-    async def power_state(self, console_id: str) -> dict[str, Any]:
-        """The target's power state as its agent sees it, and the actions it offers."""
-        agent, target = await self._powered(console_id)
-        state = await self._agent_call(agent, state_within(
-            agent, target, self.settings.limits_agent_timeout))
-        if state == "on" and waiting(await self._grant(console_id)):
-            await self._locate(console_id, agent, target)
-        name = target.get("vm") or target.get("server") or target.get("hostname")
-        return {"result": True, "details": None, "id": console_id, "state": state,
-                "actions": list(power_actions(agent, target)),
-                "name": name if isinstance(name, str) else None}
-
-    async def power(self, console_id: str, action: Any, by: str) -> dict[str, Any]:
-        """Have the agent press *action* (one it offers) on the console's target; the
-        audit trail says who asked, and whether the agent did it."""
-        logs.console_id.set(console_id)
-        agent, target = await self._powered(console_id)
-        offered = power_actions(agent, target)
-        if action not in offered:
-            raise ConsoleError(400, f"action must be one of {', '.join(offered)}")
-        try:
-            await self._agent_call(agent, power_within(
-                agent, target, action, self.settings.limits_agent_timeout))
-        except ConsoleError as e:
-            await self.events.record(console_id, "power.failed", action=action, by=by,
-                                     details=e.details)
-            raise
-        log.info("console %s: power %s by %s", console_id, action, by)
-        await self.events.record(console_id, "power", action=action, by=by)
-        if action == "on":
-            await self._locate(console_id, agent, target)
-        return {"result": True, "details": None, "id": console_id, "action": action,
-                "actions": list(offered)}
-
-    async def _waits_for_start(self, agent: Agent, request: console_request.ConsoleRequest,
-                               refused: AgentError) -> bool:
-        """Whether a console refused as not running (409) opens anyway, waiting for its
-        server: only with the power right, an agent that can switch it on and that says it
-        is off, and the direct sink (Guacamole's needs the address at once)."""
-        if refused.status != 409 or not request.power or request.sink != "direct" \
-                or "on" not in power_actions(agent, request.target):
-            return False
-        try:
-            state = await state_within(agent, request.target,
-                                       self.settings.limits_agent_timeout)
-        except AgentError:
-            return False
-        return state == "off"
-
-    async def _locate(self, console_id: str, agent: Agent, target: dict[str, Any]) -> None:
-        """A console that waits for its server, now on: ask its agent where the console is,
-        judge it like a new one, and keep it with guacbridge's own parameters (recording,
-        prompt) set at creation. Not there yet (still starting): it keeps waiting."""
-        grant = await self._grant(console_id)
-        if not waiting(grant):
-            return
-        try:
-            resolved = await resolve_within(agent, target, self.settings.limits_agent_timeout)
-        except AgentError as e:
-            if e.status == 409:
-                return
-            raise ConsoleError(e.status, e.details) from None
-        judged = await self.policy.judge(grant.owner, agent.name, resolved.target.protocol,
-                                         resolved.target.params)
-        located = Target(resolved.target.protocol, {**judged.params, **grant.target.params})
-        if await call(self.store.locate, console_id, located):
-            log.info("console %s: its server is on; the console is at %s", console_id,
-                     located.params.get("hostname"))
-            await self.events.record(console_id, "located", protocol=located.protocol,
-                                     hostname=located.params.get("hostname"))
-
-    async def _powered(self, console_id: str) -> tuple[Agent, dict[str, Any]]:
-        """The agent and target of a console that has the power right and is not over;
-        404 for one without the right (as if there were no such power switch)."""
-        grant = await self._grant(console_id)
-        target = await call(self.store.power_target, console_id) if grant.power else None
-        if target is None:
-            raise ConsoleError(404, f"console {console_id} has no power control (open it"
-                                    ' with "power": true)')
-        state = grant.state(self.clock())
-        if state in ("closed", "expired"):
-            raise ConsoleError(409, f"console {console_id} has {state}; open a new one")
-        name = target.get("agent", "static")
-        agent = self.agents.get(name)
-        if agent is None:
-            raise ConsoleError(503, f"agent {name!r} is not configured here any more")
-        return agent, target
-
-    async def _agent_call(self, agent: Agent, work: Awaitable[T]) -> T:
-        started = time.monotonic()
-        try:
-            return await work
-        except AgentError as e:
-            raise ConsoleError(e.status, e.details) from None
-        finally:
-            self.metrics.agent.labels(agent.name).observe(time.monotonic() - started)
 
     # -- replies --------------------------------------------------------------------------
 

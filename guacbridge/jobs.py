@@ -23,6 +23,7 @@ import jsonschema
 from . import console_request
 from .consoles import Consoles
 from .errors import ConsoleError
+from .power import Power
 
 _NAMESPACE = uuid.UUID("4f6a8a0e-3b1f-5c7e-9a0d-6b2c1e8f7d35")
 SCHEMA = json.loads(importlib_resources.files("guacbridge").joinpath(
@@ -57,9 +58,11 @@ def parse(body: bytes) -> dict[str, Any]:
 
 
 async def run(consoles: Consoles, job: dict[str, Any], owner: str,
-              queue_agent: str, admin: bool = False) -> dict[str, Any]:
+              queue_agent: str, admin: bool = False,
+              power: Power | None = None) -> dict[str, Any]:
     """The reply body for a valid job taken from *queue_agent*'s queue: the API's body plus
-    ``job_id``. *owner* published it; *admin* lets it extend and close any console."""
+    ``job_id``. *owner* published it; *admin* lets it extend and close any console; *power*
+    serves ``power`` jobs."""
     try:
         if job["action"] == "open":
             reply = await _open(consoles, job, owner, queue_agent)
@@ -71,8 +74,10 @@ async def run(consoles: Consoles, job: dict[str, Any], owner: str,
                 reply = await consoles.extend(job["console_id"],
                                               job.get("seconds", consoles.settings.extend_step))
             elif job["action"] == "power":     # a console opened with "power": true
-                reply = await consoles.power(job["console_id"], job["power_action"],
-                                             by=f"job from {owner}")
+                if power is None:
+                    raise JobRejected("power jobs are not served here")
+                reply = await power.act(job["console_id"], job["power_action"],
+                                        by=f"job from {owner}")
             else:       # the schema caps the reason; it reaches the owner's browser
                 reply = await consoles.close(job["console_id"],
                                              job.get("reason") or f"closed by job from {owner}")

@@ -35,6 +35,7 @@ from .limits import ConsoleCaps, Throttle
 from .live import LiveTunnels
 from .metrics import Metrics
 from .policy import Policy
+from .power import Power
 from .recordings import Recordings
 from .sessions import Sessions
 from .shares import Shares
@@ -69,6 +70,7 @@ class Parts:
     connect_throttle: Throttle
     drain: Drain
     policy: Policy                  # where consoles may go: the core and the tunnel judge
+    power: Power                    # power beside the console, for those with the right
     guacamole: GuacamoleDb | None = None
     readiness: dict[str, Check] = dataclasses.field(default_factory=dict)   # by name
 
@@ -90,9 +92,10 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
     live = LiveTunnels(store, audit, clock)
     metrics.live.set_function(live.total)
     sink = GuacamoleSink(guacamole, store, clock) if guacamole is not None else None
+    power = Power(settings, store, agents, events, policy, metrics, clock)
     consoles = Consoles(settings, store, agents, events=events, live=live, caps=caps,
-                        recordings=recordings, metrics=metrics, policy=policy, sink=sink,
-                        clock=clock)
+                        recordings=recordings, metrics=metrics, policy=policy, power=power,
+                        sink=sink, clock=clock)
     return Parts(
         settings=settings, store=store, audit=audit, events=events, metrics=metrics,
         recordings=recordings, pool=pool, caps=caps, live=live, consoles=consoles,
@@ -103,7 +106,7 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
                                  settings.limits_create_per_address),
         connect_throttle=Throttle("tunnel connects", None,
                                   settings.limits_connect_per_address),
-        drain=Drain(), policy=policy, guacamole=guacamole)
+        drain=Drain(), policy=policy, power=power, guacamole=guacamole)
 
 
 def build(settings: Settings) -> Parts:

@@ -24,6 +24,7 @@ from ..errors import ConsoleError
 from ..guacd_pool import GuacdPool
 from ..limits import Limited, Throttle
 from ..metrics import CONTENT_TYPE
+from ..power import Power
 from .base import JsonBase
 
 log = logging.getLogger(__name__)
@@ -184,18 +185,22 @@ class PowerHandler(JsonHandler):
     (POST, 202: the agent took it; the server changes state in its own time). Only for a
     console opened with ``"power": true``; any other answers 404."""
 
+    def initialize(self, power: Power, **base: Any) -> None:  # type: ignore[override]
+        super().initialize(**base)
+        self.power = power
+
     @answers
     async def get(self, console_id: str) -> None:
         await self.owned(console_id, self.api_key("power"))
-        self.send(await self.consoles.power_state(console_id))
+        self.send(await self.power.state(console_id))
 
     @answers
     async def post(self, console_id: str) -> None:
         key = self.api_key("power")
         await self.owned(console_id, key)
         body = self.json_object()
-        self.send(await self.consoles.power(console_id, body.get("action"),
-                                            by=f"API key {key.name}"), 202)
+        self.send(await self.power.act(console_id, body.get("action"),
+                                       by=f"API key {key.name}"), 202)
 
 
 class HealthHandler(JsonHandler):

@@ -9,9 +9,9 @@ import tornado.web
 
 from .. import resources
 from ..audit import Client
-from ..consoles import waiting
 from ..grants import Grant
 from ..limits import Throttle
+from ..power import Power, waiting
 from ..sessions import Sessions
 from .access import RedactedLogging
 from .api import JsonHandler, answers
@@ -116,21 +116,25 @@ class PagePowerHandler(PageApiHandler):
     """The Power section: the target's state and actions, and an action pressed, for a
     console opened with ``"power": true`` (404 otherwise), by whoever holds its page."""
 
+    def initialize(self, power: Power, **base: Any) -> None:  # type: ignore[override]
+        super().initialize(**base)
+        self.power = power
+
     @answers
     async def get(self, console_id: str) -> None:
         await self.grant(console_id)
-        self.send(await self.consoles.power_state(console_id))
+        self.send(await self.power.state(console_id))
 
     @answers
     async def post(self, console_id: str) -> None:
         grant = await self.grant(console_id)
         action = self.json_object().get("action")
         by = f"the console page of {grant.user}" if grant.user else "the console page"
-        self.send(await self.consoles.power(console_id, action, by=by), 202)
+        self.send(await self.power.act(console_id, action, by=by), 202)
 
 
-def routes(c: dict[str, Any], base_url: str) -> list[tuple]:
-    """*c*: what PageApiHandler takes."""
+def routes(c: dict[str, Any], base_url: str, power: Power) -> list[tuple]:
+    """*c*: what PageApiHandler takes; *power* for the Power section's calls."""
     html = str(resources.folder("html"))
     js = resources.guacamole_js()
     uuid = r"([0-9a-f-]{36})"
@@ -139,7 +143,7 @@ def routes(c: dict[str, Any], base_url: str) -> list[tuple]:
         (rf"/console/{uuid}/session", PageSessionHandler, c),
         (rf"/console/{uuid}/extend", PageExtendHandler, c),
         (rf"/console/{uuid}/close", PageCloseHandler, c),
-        (rf"/console/{uuid}/power", PagePowerHandler, c),
+        (rf"/console/{uuid}/power", PagePowerHandler, {**c, "power": power}),
         (r"/static/vendor/(guacamole-common\.js)", StaticHandler, {"path": str(js.parent)}),
         (r"/static/([\w.-]+\.(?:js|css|svg|png)|layouts/[\w.-]+\.json)", StaticHandler,
          {"path": html}),
