@@ -83,6 +83,13 @@ class Expected:
     timeout: float            # how long to wait for it at the first frame
 
 
+# What the browser is told when an always-recorded connection got no file (fewer words than
+# Recordings.unmade's: paths are the operator's business).
+UNRECORDED = ("This console must be recorded and its recording could not be created: guacd"
+              " made no recording file, so the console was closed before it was shown. The"
+              " service's log says why.")
+
+
 def part_name(console_id: str, part: int) -> str:
     """The file name of a console's *part*: ``<id>`` for the first, then ``<id>.<part>``."""
     return console_id if part == 0 else f"{console_id}.{part}"
@@ -182,6 +189,22 @@ class Recordings:
                 f" {where} within {expected.timeout:g} s of the first frame; guacd's log says"
                 " why (\"Creation of recording failed\"): the directory must be writable by"
                 " guacd and shared with guacbridge")
+
+    async def verify(self, expected: Expected) -> str | None:
+        """At a connection's first frame, before it reaches the browser: is guacd recording
+        it? None when it is, or when the console was only asked to be recorded (it goes on,
+        logged); else why not, and the connection must end (policy always) with
+        :data:`UNRECORDED` for the browser, never the desktop."""
+        if await self.wait_made(expected):
+            return None
+        why = self.unmade(expected)
+        if not expected.enforced:
+            log.warning("console %s: %s; it goes on unrecorded (recordings.policy = request)",
+                        expected.console_id, why)
+            return None
+        log.error("console %s: %s; the connection ends (recordings.policy = always)",
+                  expected.console_id, why)
+        return why
 
     def prepare(self) -> None:
         """Make the directory if it is missing (a fresh volume); /readyz tells if we can't."""

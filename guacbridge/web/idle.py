@@ -10,11 +10,24 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from .. import protocol
+
 # guacbridge's own `msg` code, not a Guacamole status (guacamole-common-js hands `msg` to
 # Client.onmsg, and html/notices.js takes it from there): the tunnel ends for inactivity in
 # args[0] seconds unless a key or the mouse is used. Guacamole's own codes are small numbers
 # (1: user joined, 2: user left).
 MSG_IDLE_WARNING = 0x4701
+# The instructions from the browser that count as a person's input (the tunnel's hot path
+# tests a message's start, then each instruction after a ";", against these).
+INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")
+INPUT_INSIDE = tuple(b";" + opcode for opcode in INPUT)
+
+
+def warning(left: int) -> str:
+    """The page's warning that the tunnel ends in *left* seconds, as an instruction."""
+    return protocol.encode("msg", MSG_IDLE_WARNING, left,
+                           f"The console closes in {left} s unless you use the keyboard or"
+                           " mouse.")
 
 
 class IdleWatch:

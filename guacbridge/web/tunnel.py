@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -24,25 +23,26 @@ from collections.abc import Awaitable
 
 import tornado.websocket
 
-from .. import background, config, guacd, logs, parameters, protocol
+from .. import background, guacd, logs, parameters, protocol
 from ..audit import Client, LiveTunnel
 from ..config import Settings
 from ..consoles import Consoles
 from ..errors import ConsoleError
-from ..grants import Grant, Refused
-from ..guacd import Capabilities, GuacdConnection, GuacdError
+from ..grants import Grant
+from ..guacd import GuacdConnection
 from ..guacd_pool import GuacdPool
 from ..limits import Limited, Throttle
 from ..live import LiveTunnels
 from ..metrics import Metrics
 from ..policy import Policy
-from ..recordings import Expected, RecordingError, Recordings
+from ..recordings import UNRECORDED, Expected, Recordings
 from ..sessions import SECRET_OPCODE, Sessions
-from ..shares import OwnerAway, Shares, Viewer
+from ..shares import Shares, Viewer
 from ..status import Status
+from . import admission, idle, origins
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE, Drain
-from .idle import MSG_IDLE_WARNING, IdleWatch
+from .idle import INPUT, INPUT_INSIDE, IdleWatch
 from .tunnel_input import (
     DISCONNECT,
     MAX_MESSAGE,
@@ -51,12 +51,10 @@ from .tunnel_input import (
     error_in,
     from_browser,
     has_opcode,
+    required_refusal,
 )
 
 log = logging.getLogger(__name__)
-
-_INPUT = (b"3.key,", b"5.mouse,", b"5.touch,")  # instructions that count as a person's input
-_INPUT_INSIDE = tuple(b";" + opcode for opcode in _INPUT)
 
 
 def websocket_code(status: int) -> int:
@@ -101,18 +99,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.idle: IdleWatch | None = None       # the owner's input counts, when configured
 
     def check_origin(self, origin: str) -> bool:
-        """A browser names the page that opens the tunnel: the service's own pages and the
-        configured origins may, any other page is refused (403) so that it cannot use a
-        console link it got hold of. Clients that send no Origin (not browsers) are not
-        asked: their token is their authority."""
-        given: str | None
-        own: str | None
-        try:
-            given = config.origin(origin)
-            own = config.origin(f"{self.request.protocol}://{self.request.host}")
-        except ValueError:          # "null" (a sandboxed frame, a file://), or garbage
-            given = own = None
-        if given is not None and (given == own or given in self.settings_.origins):
+        """Only the service's own pages and the configured origins (web/origins.py)."""
+        if origins.allowed(origin, f"{self.request.protocol}://{self.request.host}",
+                           self.settings_.origins):
             return True
         log.warning("tunnel refused: origin %r is not allowed (allowed_origins)", origin[:100])
         return False
@@ -121,12 +110,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         """Tornado's upgrade, but a refused origin gets our JSON answer, not a text one."""
         origin = self.request.headers.get("Origin")
         if origin is not None and not self.check_origin(origin):
-            self.set_status(403)
-            self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(json.dumps({
-                "result": False, "details": f"pages from {origin[:100]} may not open consoles"
-                " here; the operator can allow that origin with allowed_origins"}))
-            return
+            return origins.refuse(self, origin)
         await super().get(*args, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
@@ -136,8 +120,9 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         return None   # blobs are already compressed images; deflate only burns CPU
 
     async def open(self) -> None:
-        """Who is connecting, a guacd connection for them, then the pumps: each step ends
-        the tunnel with a status the browser shows when it cannot go on."""
+        """Who is connecting, a guacd connection for them (both web/admission.py), then the
+        pumps: each step ends the tunnel with a status the browser shows when it cannot go
+        on."""
         self.set_nodelay(True)
         self.write_message(protocol.encode("", self.tunnel_id))
         try:    # before the token is looked at: guessing is slowed, no token is spent
@@ -148,91 +133,29 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
             caps, layout = display(self.get_query_argument)
         except ValueError as e:
             return self.fail(Status.CLIENT_BAD_REQUEST, str(e))
-        grant = await self._who_connects()
-        if grant is None:
-            return
-        self.grant = grant
+        try:
+            who = await admission.admit(self.get_query_argument, self.shares, self.sessions,
+                                        self.tunnel_id, self._client())
+        except admission.TurnedAway as e:
+            return self.fail(e.status, e.message, e.reason)
+        self.grant = grant = who.grant
+        self.viewer = who.viewer
+        if who.secret is not None:    # rotated by this resume (sessions.py says why)
+            self._send_secret(who.secret)
         logs.console_id.set(grant.id)     # on every log line of this tunnel from here on
         if self.end_reason is not None:   # the browser left while the token was checked
             return await self._record_end()
         caps.name = grant.user
-        conn = await self._connect(grant, caps, layout)
-        if conn is None:
-            return
+        try:
+            conn, self.recording = await admission.connect(
+                self.pool, grant, self.viewer, caps, layout, self.settings_.handshake_timeout,
+                self.policy, self.recordings)
+        except admission.TurnedAway as e:
+            return self.fail(e.status, e.message, e.reason)
         if self.end_reason is not None:   # the browser left during the handshake
             self.pool.release(conn)
             return await self._record_end()
         await self._register(grant, conn)
-
-    async def _who_connects(self) -> Grant | None:
-        """The console this tunnel may show: a viewer's share, the page's reconnect secret,
-        or a one-time token. None when refused (the tunnel is failing then)."""
-        arg = self.get_query_argument
-        try:
-            if arg("share", ""):
-                self.viewer = await self.shares.start_viewer(arg("console", ""), arg("share"),
-                                                             self.tunnel_id)
-                return self.viewer.grant
-            if arg("session", ""):
-                resumed = await self.sessions.resume(arg("console", ""), arg("session"),
-                                                     self.tunnel_id, self._client())
-                self._send_secret(resumed.secret)
-                return resumed.grant
-            return await self.sessions.start(arg("token", ""), arg("extra", "") or None,
-                                             self.tunnel_id, self._client())
-        except Refused as e:
-            log.info("tunnel refused: %s", e.reason)
-            self.fail(Status.CLIENT_UNAUTHORIZED, e.reason)
-        except OwnerAway as e:
-            self.fail(Status.UPSTREAM_UNAVAILABLE, str(e))
-        except ConsoleError as e:
-            log.warning("tunnel not opened: %s", e.details)
-            if e.status != 503:       # e.g. its secrets do not open: the operator must act
-                self.fail(Status.SERVER_ERROR, "the console's connection details cannot be"
-                                               " read; the service's log says why")
-            else:
-                self.fail(Status.UPSTREAM_UNAVAILABLE, "the console service cannot reach its"
-                                                       " database; try again shortly")
-        return None
-
-    async def _connect(self, grant: Grant, caps: Capabilities,
-                       layout: str | None) -> GuacdConnection | None:
-        """A guacd connection through the pool: the owner's a new one, a viewer joins the
-        owner's. None when guacd says no (the tunnel is failing then)."""
-        timeout = self.settings_.handshake_timeout
-        try:
-            if self.viewer is not None:
-                return await self.pool.join(self.viewer.address, self.viewer.connection_id,
-                                            self.viewer.params, caps, timeout)
-            params = grant.target.params
-            if "hostname" not in params:   # opened for a server that was off, not on yet
-                raise ConsoleError(409, "the server is off: start it first (the console"
-                                        " page's Start, or POST /api/v1/consoles/{id}/power)")
-            # Judged again right before guacd connects: a name's addresses may have changed
-            # since the console was made (the agent's lists were applied then).
-            await self.policy.judge(grant.owner, None, grant.target.protocol, params)
-            if layout and grant.target.protocol == "rdp":
-                params = {**params, "server-layout": layout}
-            # guacbridge names this connection's recording part (guacd's own names end at .255)
-            params, self.recording = await asyncio.to_thread(self.recordings.connection,
-                                                             grant.id, params)
-            return await self.pool.connect(grant.target.protocol, params, caps, timeout)
-        except ConsoleError as e:        # the target policy refuses where it points now
-            log.warning("console %s: not connecting: %s", grant.id, e.details)
-            self.fail(Status.CLIENT_FORBIDDEN if e.status == 403 else
-                      Status.UPSTREAM_NOT_FOUND if e.status == 400 else
-                      Status.UPSTREAM_UNAVAILABLE, e.details)
-            return None
-        except RecordingError as e:      # a million parts: the console cannot be recorded
-            self.fail(Status.RESOURCE_CLOSED, e.details)
-            return None
-        except GuacdError as e:
-            log.warning("console %s: guacd handshake failed: %s", grant.id, e)
-            if self.viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone
-                self.fail(Status.UPSTREAM_UNAVAILABLE, OwnerAway.MESSAGE, str(e))
-            else:
-                self.fail(e.status, e.message, f"guacd: {e.message}")
-            return None
 
     async def _register(self, grant: Grant, conn: GuacdConnection) -> None:
         """The tunnel is up: whatever ends consoles (and restarts) can reach it, and the
@@ -268,7 +191,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                 log.warning("console %s: cannot be shared now: %s", grant.id, e.details)
         if self.settings_.idle_timeout and self.viewer is None:
             self.idle = IdleWatch(self.settings_.idle_timeout, self.settings_.idle_warning,
-                                  self._warn_idle, self._end_idle)
+                                  lambda left: self._say(idle.warning(left)), self._end_idle)
             self.idle.start()
 
     async def _from_guacd(self, conn: GuacdConnection) -> None:
@@ -290,7 +213,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         try:
             text = conn.pending
             if no_prompt and "8.required," in text and has_opcode(text, "required"):
-                return self._refuse_required(text)
+                return self.fail(Status.CLIENT_UNAUTHORIZED, *required_refusal(text))
             if text and self.recording is not None and not await self._recorded(text):
                 return
             if text:
@@ -307,7 +230,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
                     break
                 text = feed(data)
                 if no_prompt and "8.required," in text and has_opcode(text, "required"):
-                    return self._refuse_required(text)
+                    return self.fail(Status.CLIENT_UNAUTHORIZED, *required_refusal(text))
                 if text and self.recording is not None and not await self._recorded(text):
                     return
                 if text:
@@ -334,38 +257,18 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         # guacd's own error (or its goodbye) has reached the browser already
         self.end(status, f"guacd: {message}" if status else "guacd ended the session")
 
-    def _refuse_required(self, text: str) -> None:
-        """guacd asks for credentials a console opened with "prompt": false was not given:
-        the tunnel ends now with 0x0301 naming them (never their values: there are none)."""
-        asked = sorted({name for raw in protocol.split(text) if raw.startswith("8.required,")
-                        for name in protocol.parse(raw)[1:]})
-        names = ", ".join(asked[:8]) or "credentials"
-        self.fail(Status.CLIENT_UNAUTHORIZED,
-                  f"The server asks for credentials the console was not given ({names}),"
-                  " and this console does not prompt for them: ask for a console with them.",
-                  f"guacd required {names}; prompt is false")
-
     async def _recorded(self, text: str) -> bool:
         """Before *text* holding the connection's first frame reaches the browser: is guacd
-        recording it? With policy always, False ends the tunnel then (the browser sees an
-        error, never the desktop); a console only asked to be recorded goes on, logged."""
+        recording it (Recordings.verify)? False ends the tunnel: with policy always the
+        browser sees an error, never the desktop."""
         expected = self.recording
         if expected is None or "4.sync," not in text:
             return True
         self.recording = None
-        if await self.recordings.wait_made(expected):
-            return True
-        why = self.recordings.unmade(expected)
-        if not expected.enforced:
-            log.warning("console %s: %s; it goes on unrecorded (recordings.policy = request)",
-                        expected.console_id, why)
-            return True
-        log.error("console %s: %s; the connection ends (recordings.policy = always)",
-                  expected.console_id, why)
-        self.fail(Status.SERVER_ERROR, "This console must be recorded and its recording could"
-                  " not be created: guacd made no recording file, so the console was closed"
-                  " before it was shown. The service's log says why.", why)
-        return False
+        why = await self.recordings.verify(expected)
+        if why is not None:
+            self.fail(Status.SERVER_ERROR, UNRECORDED, why)
+        return why is None
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         """browser → guacd; internal instructions (ping) are answered here.
@@ -400,8 +303,8 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         if not data or self.conn is None:
             return self._echoed(reply)
         self.bytes_in += len(data)
-        if self.idle is not None and (data.startswith(_INPUT)
-                                      or any(opcode in data for opcode in _INPUT_INSIDE)):
+        if self.idle is not None and (data.startswith(INPUT)
+                                      or any(opcode in data for opcode in INPUT_INSIDE)):
             self.idle.last_input = time.monotonic()
         writer = self.conn.writer
         if writer.is_closing():
@@ -438,11 +341,11 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def _client(self) -> Client:
         return Client(self.request.remote_ip, self.request.headers.get("User-Agent"))
 
-    def _warn_idle(self, left: int) -> None:
-        with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-            self.write_message(protocol.encode(
-                "msg", MSG_IDLE_WARNING, left,
-                f"The console closes in {left} s unless you use the keyboard or mouse."))
+    def _say(self, instruction: str) -> None:
+        """An instruction of our own to the browser, unless it has gone already."""
+        if self.ws_connection is not None:
+            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                self.write_message(instruction)
 
     def _end_idle(self, reason: str) -> None:
         grant = self.grant
@@ -457,17 +360,12 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def _send_secret(self, secret: str) -> None:
         """The page's reconnect secret was rotated by this resume: the page gets the new one
         here, never in a URL (sessions.py says why and what if it never arrives)."""
-        if self.ws_connection is not None:
-            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-                self.write_message(protocol.encode(SECRET_OPCODE, secret))
+        self._say(protocol.encode(SECRET_OPCODE, secret))
 
     def announce_restart(self, notice: str) -> None:
         """The service is restarting: the page moves to a new tunnel (web/drain.py)."""
-        if self.end_reason is None and self.ws_connection is not None:
-            try:
-                self.write_message(protocol.encode(RESTART_OPCODE, notice))
-            except tornado.websocket.WebSocketClosedError:
-                pass
+        if self.end_reason is None:
+            self._say(protocol.encode(RESTART_OPCODE, notice))
 
     def close_for_restart(self) -> None:
         self.fail(Status.UPSTREAM_UNAVAILABLE, "The console service is restarting; reconnect.",
@@ -478,11 +376,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         *status* and *message*), then :meth:`end`."""
         if self.end_reason is not None:
             return
-        if self.ws_connection is not None:
-            try:
-                self.write_message(protocol.encode("error", message, status))
-            except tornado.websocket.WebSocketClosedError:
-                pass
+        self._say(protocol.encode("error", message, status))
         self.end(status, reason or message)
 
     def end(self, status: int, reason: str) -> None:

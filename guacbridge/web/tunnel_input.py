@@ -1,6 +1,7 @@
 """What the tunnel takes in, checked before it is used: the browser's query arguments (its
 display and keyboard layout), the browser's messages (one per instruction, hostile until
-proven otherwise), and the status in an ``error`` instruction from guacd."""
+proven otherwise), and from guacd the status in an ``error`` instruction and a ``required``
+the tunnel may not pass on."""
 from __future__ import annotations
 
 import re
@@ -77,6 +78,18 @@ def has_opcode(text: str, opcode: str) -> bool:
     """Whether any whole instruction in *text* is an *opcode* one."""
     head = f"{len(opcode)}.{opcode}"
     return any(raw.startswith(head) and raw[len(head)] in ",;" for raw in protocol.split(text))
+
+
+def required_refusal(text: str) -> tuple[str, str]:
+    """guacd asks in *text* (its ``required``) for credentials a console opened with
+    "prompt": false was not given: the browser's message and the log's reason, naming them
+    (never their values: there are none). The tunnel ends with 0x0301 then."""
+    asked = sorted({name for raw in protocol.split(text) if raw.startswith("8.required,")
+                    for name in protocol.parse(raw)[1:]})
+    names = ", ".join(asked[:8]) or "credentials"
+    message = (f"The server asks for credentials the console was not given ({names}), and"
+               " this console does not prompt for them: ask for a console with them.")
+    return message, f"guacd required {names}; prompt is false"
 
 
 def _layout(value: str) -> str | None:
