@@ -28,8 +28,10 @@ COMPARE = """async ([a, b]) => {
 
 
 # How many of the console's display pixels (every 97th) are not black: the desktop was drawn.
+# A display not sized yet (0 wide, right after connecting) has none lit, rather than an error.
 COUNT_LIT_PIXELS = """() => {
     const canvas = window.guacbridge.display.getDefaultLayer().getCanvas();
+    if (!canvas.width || !canvas.height) return 0;
     const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     let lit = 0;
     for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
