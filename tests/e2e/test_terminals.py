@@ -93,7 +93,9 @@ def test_an_rdp_console_to_xrdp_runs_what_is_typed_in_its_xterm(service, xrdp, c
     marker = console_user["home"] / "typed-over-rdp"
     page.goto(service.create(rdp_target(xrdp, console_user, console_user["password"]))["url"])
     page.locator("body[data-state='3']").wait_for(state="attached", timeout=30000)
-    # The RDP desktop is made at the browser window's size (sent in the handshake).
+    # The RDP desktop is made at the browser window's size (sent in the handshake); guacd's
+    # size can come just after the connected state, on a busy machine.
+    page.wait_for_function("window.guacbridge.display.getWidth() > 0", timeout=10000)
     assert page.evaluate("[window.guacbridge.display.getWidth(),"
                          " window.guacbridge.display.getHeight()]") == [1280, 800]
     deadline = time.monotonic() + 30
