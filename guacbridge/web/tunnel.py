@@ -211,24 +211,19 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         # here with an error, never forwarded; the cheap test only says where to look.
         no_prompt = self.grant is not None and parameters.NO_PROMPT in self.grant.target.params
         try:
-            text = conn.pending
-            if no_prompt and "8.required," in text and has_opcode(text, "required"):
-                return self.fail(Status.CLIENT_UNAUTHORIZED, *required_refusal(text))
-            if text and self.recording is not None and not await self._recorded(text):
-                return
-            if text:
-                self.bytes_out += len(text)
-                await self.write_message(text)
-                status, message = error_in(text)
+            pending = conn.pending       # what the handshake read past guacd's ready
             read, feed = conn.reader.read, conn.framer.feed
             grant = self.grant
             assert grant is not None            # set before this task starts
             up = grant.up_at is not None or self.viewer is not None
             while not status:
-                data = await read(guacd.READ_SIZE)
-                if not data:
-                    break
-                text = feed(data)
+                if pending:
+                    text, pending = pending, ""
+                else:
+                    data = await read(guacd.READ_SIZE)
+                    if not data:
+                        break
+                    text = feed(data)
                 if no_prompt and "8.required," in text and has_opcode(text, "required"):
                     return self.fail(Status.CLIENT_UNAUTHORIZED, *required_refusal(text))
                 if text and self.recording is not None and not await self._recorded(text):
