@@ -85,6 +85,16 @@ def page(browser):
 
 
 @pytest.fixture
+def clipboard_page(browser):
+    """Like ``page``, with the browser clipboard's read and write permitted (as a person
+    allows it when the console asks)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
 def proxy(service):
     p = CuttableProxy(int(service.base_url.rsplit(":", 1)[1]))
     yield p

@@ -7,22 +7,13 @@ import time
 import pytest
 
 pytestmark = pytest.mark.e2e
-VIEWPORT = {"width": 1280, "height": 800}
 # The 1024x768 desktop shown at 100 % in the middle of a 1280x800 page.
 ORIGIN = ((1280 - 1024) / 2, (800 - 768) / 2)
 
 
 @pytest.fixture
-def context(browser):
-    ctx = browser.new_context(viewport=VIEWPORT)
-    ctx.grant_permissions(["clipboard-read", "clipboard-write"])
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context):
-    return context.new_page()
+def page(clipboard_page):
+    return clipboard_page
 
 
 def target(desktop):

@@ -15,16 +15,8 @@ CLIENT_UNAUTHORIZED = 0x0301
 
 
 @pytest.fixture
-def context(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    ctx.grant_permissions(["clipboard-read", "clipboard-write"])
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context):
-    return context.new_page()
+def page(clipboard_page):
+    return clipboard_page
 
 
 def without_password(desktop):
