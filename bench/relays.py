@@ -184,7 +184,10 @@ class Guacbridge(Relay):
 
     def create(self, mode: str = "idle") -> requests.Response:
         return self.http.post(self.base_url + "/api/v1/consoles", timeout=30, json={
-            "target": {"agent": "static", "protocol": "vnc", "hostname": mode, "port": 5900}})
+            # An address the target policy lets through (the stand-in never connects to it);
+            # the stand-in's mode travels as the VNC password.
+            "target": {"agent": "static", "protocol": "vnc", "hostname": "192.0.2.10",
+                       "port": 5900, "password": mode}})
 
     def url(self, mode: str) -> tuple[str, int, str]:
         reply = self.create(mode)

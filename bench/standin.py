@@ -1,7 +1,8 @@
 """A guacd stand-in on loopback that replays a recording of real guacd, for relay benchmarks.
 
 It does guacd's side of the handshake (``select`` → ``args`` → ``connect`` → ``ready``), then
-plays the mode named by the ``hostname`` connection parameter, so every relay drives it the
+plays the mode named by the ``hostname`` connection parameter (by ``password`` when it is set:
+guacbridge's target policy wants a real address as the hostname), so every relay drives it the
 same way:
 
 - ``sat-BYTES``: the recording, looped, as fast as the relay reads it, then closes;
@@ -65,7 +66,10 @@ async def serve(rec: Recording, reader: asyncio.StreamReader,
                 values = elements[1:]
                 if values and values[0].startswith("VERSION_"):
                     values = values[1:]
-                mode = values[0] if values else "idle"
+                # The mode: the password's value where a relay must give a real address
+                # (guacbridge judges hostnames by its target policy), else the hostname's.
+                mode = (values[2] if len(values) > 2 and values[2] else
+                        values[0] if values else "idle")
     writer.write(protocol.encode("ready", "$standin").encode())
     echo = asyncio.ensure_future(_answer_pings(parser, reader, writer))
     try:
