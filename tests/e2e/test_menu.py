@@ -37,6 +37,16 @@ def point_at(page, x, y):
     page.wait_for_timeout(150)
 
 
+def focus_keylog(page, keylog):
+    """Point at xev's window until it has the focus (it reports a key typed there)."""
+    x, y, w, h = keylog.geometry
+    for _ in range(10):
+        point_at(page, x + w // 2, y + h // 2)
+        page.keyboard.press("a")
+        if "a" in keylog.wait_for(["a"], timeout=1):
+            return
+
+
 def toggle_menu(page):
     page.keyboard.down("Control")
     page.keyboard.down("Alt")
@@ -107,12 +117,7 @@ def test_on_screen_keyboard_clicks_type_into_the_remote_xterm(service, vnc_deskt
 def test_key_combination_buttons_reach_the_x_server(service, keylog_desktop, page):
     desktop, keylog = keylog_desktop
     open_console(page, service.create(target(desktop))["url"])
-    x, y, w, h = keylog.geometry
-    for _ in range(10):                     # until xev's window has the focus
-        point_at(page, x + w // 2, y + h // 2)
-        page.keyboard.press("a")
-        if "a" in keylog.wait_for(["a"], timeout=1):
-            break
+    focus_keylog(page, keylog)
     toggle_menu(page)
     for button in ("Ctrl-Alt-Del", "Alt-Tab", "Super", "Print Screen"):
         page.get_by_role("button", name=button, exact=True).click()
@@ -124,6 +129,7 @@ def test_key_combination_buttons_reach_the_x_server(service, keylog_desktop, pag
     assert _in_order(seen, expected), seen
     # Ctrl-Alt-End from the physical keyboard arrives as Ctrl-Alt-Del.
     page.keyboard.press("Escape")
+    x, y, w, h = keylog.geometry
     point_at(page, x + w // 2, y + h // 2)
     page.keyboard.press("Control+Alt+End")
     seen = keylog.wait_for(expected + ["Control_L", "Alt_L", "Delete"])

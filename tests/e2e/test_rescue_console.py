@@ -8,7 +8,8 @@ import pytest
 
 from screens import COUNT_LIT_PIXELS
 
-from test_menu import point_at, target, toggle_menu, wait_connected, wait_for_file
+from test_menu import (focus_keylog, point_at, target, toggle_menu, wait_connected,
+                       wait_for_file)
 
 pytestmark = pytest.mark.e2e
 CLIENT_UNAUTHORIZED = 0x0301
@@ -189,12 +190,7 @@ def test_characters_outside_the_layout_go_as_unicode_keysyms(service, keylog_des
     page.goto(service.create(target(desktop))["url"])
     wait_connected(page)
     page.evaluate("localStorage.setItem('guacbridge-prefs', '{\"layout\": \"en-us\"}')")
-    x, y, w, h = keylog.geometry
-    for _ in range(10):                     # until xev's window has the focus
-        point_at(page, x + w // 2, y + h // 2)
-        page.keyboard.press("a")
-        if "a" in keylog.wait_for(["a"], timeout=1):
-            break
+    focus_keylog(page, keylog)
     toggle_menu(page)
     page.get_by_label("Text to type").fill("Q~é€\tZ\n")
     page.get_by_role("button", name="Type", exact=True).click()
