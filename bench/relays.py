@@ -164,7 +164,7 @@ class Guacbridge(Relay):
         # for the open internet, would measure themselves.
         config = workdir / f"guacbridge-{port}.toml"
         config.write_text('[limits]\ncreate_per_key = "off"\ncreate_per_address = "off"\n'
-                          'connect_per_address = "off"\n')
+                          'connect_per_address = "off"\nconnections_per_address = 0\n')
         environ = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
         environ.update({"GUACBRIDGE_LISTEN": f"127.0.0.1:{port}",
                         "GUACBRIDGE_GUACD": f"127.0.0.1:{guacd_port}",
