@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import console_request, grants, limits, logs, parameters
-from .agents import Agent, AgentError, Resolved, power_actions, resolve_within
+from .agents import Agent, AgentError, Resolved, follows, power_actions, resolve_within
 from .audit import iso
 from .config import Settings
 from .errors import ConsoleError
@@ -95,11 +95,15 @@ class Consoles:
         token, extra = grants.new_token(), request.extra_token
         console_id = console_id or grants.new_id()
         key, target = "", WAITING
+        # A following agent is asked again at every connect (targets.py): its answer's
+        # expiry (an oVirt ticket's) no longer bounds the link, each connection gets its own.
+        # Guacamole's sink connects on its own, with what is written now.
+        follow = follows(agent) and request.sink == "direct"
         if resolved is not None:
             # Where the agent says to go is judged as addresses before anything is issued.
             judged = await self.policy.judge(owner, agent.name, resolved.target.protocol,
                                              resolved.target.params)
-            if resolved.expires_at is not None:
+            if resolved.expires_at is not None and not follow:
                 use_by = min(use_by, resolved.expires_at)
             key, target = judged.key, Target(resolved.target.protocol, judged.params)
         if not request.prompt and request.sink == "direct":   # the tunnel reads it
@@ -110,7 +114,7 @@ class Consoles:
         grant = Grant(id=console_id, target=target, owner=owner, user=request.user,
                       created_at=now, use_by=use_by, duration=request.duration,
                       max_duration=settings.max_duration, has_extra=extra is not None,
-                      power=request.power)
+                      power=request.power, follows=follow)
         logs.console_id.set(grant.id)
         guacamole = request.sink == "guacamole"
         if guacamole:   # no token to use: the session starts now, in Guacamole
@@ -125,7 +129,7 @@ class Consoles:
             try:
                 await call(self.store.issue, grant, grants.hash_token(token),
                            grants.hash_token(extra) if extra is not None else None,
-                           dict(request.target) if request.power else None)
+                           dict(request.target) if request.power or follow else None)
             except grants.Duplicate:      # the same job, racing itself
                 self.caps.release(grant.id)
                 return await self._again(await self._grant(grant.id), owner)

@@ -69,6 +69,7 @@ class Grant:
     sink_state: str | None = None  # provisioning → ready → removed
     up_at: float | None = None     # the first frame arrived without an error
     power: bool = False            # the console may switch its target's power
+    follows: bool = False          # its agent is asked again for each new guacd connection
 
     def state(self, now: float) -> str:
         """pending → connecting → active → closed. guacd's ``ready`` comes before the server
@@ -126,12 +127,13 @@ class GrantStore(AuditStore, Protocol):
     (default) and ``store.mysql``."""
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None,
-              power_target: dict[str, Any] | None = None) -> None:
-        """Store a new grant; Duplicate if its id is taken. *power_target*: the target as
-        asked, kept (sealed) for a console with the power right."""
+              asked_target: dict[str, Any] | None = None) -> None:
+        """Store a new grant; Duplicate if its id is taken. *asked_target*: the target as
+        the request gave it (the agent's input), kept sealed for a console that has the
+        power right or follows its agent (``grant.power``, ``grant.follows``)."""
 
-    def power_target(self, grant_id: str) -> dict[str, Any] | None:
-        """The target a console with the power right was asked for; None without it."""
+    def asked_target(self, grant_id: str) -> dict[str, Any] | None:
+        """The target the console was asked for, if it was kept; None otherwise."""
 
     def locate(self, grant_id: str, target: Target) -> bool:
         """Set the target of a console that waited for its server (protocol ''); False if

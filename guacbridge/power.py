@@ -124,7 +124,7 @@ class Power:
         """The agent and target of a console that has the power right and is not over;
         404 for one without the right (as if there were no such power switch)."""
         grant = await self._grant(console_id)
-        target = await call(self.store.power_target, console_id) if grant.power else None
+        target = await call(self.store.asked_target, console_id) if grant.power else None
         if target is None:
             raise ConsoleError(404, f"console {console_id} has no power control (open it"
                                     ' with "power": true)')

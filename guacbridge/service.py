@@ -43,6 +43,7 @@ from .store import open_grant_store, open_guacamole_db, open_share_store
 from .store.guacamole_db import GuacamoleDb
 from .store.sql import StoreUnavailable
 from .sweeper import Sweeper
+from .targets import Targets
 from .web.app import make_app
 from .web.drain import Drain
 
@@ -71,6 +72,7 @@ class Parts:
     drain: Drain
     policy: Policy                  # where consoles may go: the core and the tunnel judge
     power: Power                    # power beside the console, for those with the right
+    targets: Targets                # where each new guacd connection of a console goes
     guacamole: GuacamoleDb | None = None
     readiness: dict[str, Check] = dataclasses.field(default_factory=dict)   # by name
 
@@ -106,7 +108,8 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
                                  settings.limits_create_per_address),
         connect_throttle=Throttle("tunnel connects", None,
                                   settings.limits_connect_per_address),
-        drain=Drain(), policy=policy, power=power, guacamole=guacamole)
+        drain=Drain(), policy=policy, power=power, guacamole=guacamole,
+        targets=Targets(settings, store, agents, events, policy, metrics))
 
 
 def build(settings: Settings) -> Parts:

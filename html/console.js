@@ -379,12 +379,15 @@ function scheduleRetry(status, dropped) {
   const { text, hint } = dropped
     ? { text: 'The connection to the console was lost.', hint: 'Check your network.' }
     : describeError(status.code, status.message);
+  // The server's own words say why (e.g. "VM web-12 is not running"), retries or not.
+  const own = !dropped && status.message && !/^\d+$/.test(status.message)
+    ? `${status.message} ` : '';
   let left = RETRY_SECONDS;
   document.body.dataset.reconnecting = String(session.attempts);
   const tick = () => {
     if (left <= 0) return retryNow();
-    showStatus(text, `Reconnecting in ${left} s (attempt ${session.attempts} of ${MAX_ATTEMPTS})`,
-      hint, true, true);
+    showStatus(text, `${own}Reconnecting in ${left} s (attempt ${session.attempts} of`
+      + ` ${MAX_ATTEMPTS})`, hint, true, true);
     left -= 1;
     session.retryTimer = setTimeout(tick, 1000);
   };

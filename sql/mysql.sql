@@ -21,10 +21,12 @@ CREATE TABLE IF NOT EXISTS console_grant (
     live_tunnel   CHAR(36),                   -- the tunnel that holds the console now
     idle_since    DOUBLE,                     -- no tunnel since then; reconnect window runs
     up_at         DOUBLE,                     -- the first frame without an error: console up
+    power         TINYINT,                    -- 1: it may switch its target's power
+    follows       TINYINT,                    -- 1: its agent is asked again at each connect
     sink          VARCHAR(16) NOT NULL DEFAULT 'direct',
     sink_ref      VARCHAR(64),                -- e.g. the Guacamole connection id
     sink_state    VARCHAR(16),                -- provisioning, ready, removed
-    power_target  TEXT,                       -- sealed: the target as asked, for power calls
+    power_target  TEXT,                       -- sealed: the target as asked (power, follows)
     KEY console_grant_open (closed_at, deadline)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 

@@ -21,10 +21,12 @@ CREATE TABLE IF NOT EXISTS console_grant (
     live_tunnel   TEXT,                   -- the tunnel that holds the console now
     idle_since    REAL,                   -- no tunnel since then; reconnect window runs
     up_at         REAL,                   -- the first frame without an error: console up
+    power         INTEGER,                -- 1: it may switch its target's power
+    follows       INTEGER,                -- 1: its agent is asked again at each connect
     sink          TEXT NOT NULL DEFAULT 'direct',
     sink_ref      TEXT,                   -- e.g. the Guacamole connection id
     sink_state    TEXT,                   -- provisioning, ready, removed
-    power_target  TEXT                    -- sealed: the target as asked, for power calls
+    power_target  TEXT                    -- sealed: the target as asked (power, follows)
 );
 CREATE INDEX IF NOT EXISTS console_grant_open ON console_grant (closed_at, deadline);
 

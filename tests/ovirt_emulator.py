@@ -3,22 +3,32 @@ a VM's VNC console (SSO login and logout, the VM by id or name search, its host,
 graphics consoles, a console ticket), so the real SDK can be tested here. Stdlib only.
 
 VMs are plain dicts; ``on_ticket(vm, value, expiry)`` lets a test make the ticket the VNC
-password of a real Xvnc. ``revoke_tokens()`` makes the next API call answer 401, which the
-SDK must handle by logging in again once. ``hang()`` makes every request wait without an
-answer (an engine that stopped answering) until ``release()``.
+password of a real Xvnc. ``enforce_tickets(vm, passwd_file)`` does that the way a hypervisor
+does: the VM's Xvnc (started with ``-PasswordFile passwd_file``, which it reads again at every
+authentication) accepts a ticket only for its expiry, a new ticket replaces the one before,
+and otherwise a random password nobody knows is in the file. ``migrate(vm, address, port,
+passwd_file)`` moves a VM to another Xvnc (another host); ``vnc_login()`` tries a VNC
+password against an Xvnc the way a client does. ``revoke_tokens()`` makes the next API call
+answer 401, which the SDK must handle by logging in again once. ``hang()`` makes every
+request wait without an answer (an engine that stopped answering) until ``release()``.
 """
 from __future__ import annotations
 
 import base64
 import json
+import pathlib
 import re
 import secrets
+import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 API = "/ovirt-engine/api"
 RUNNING = {"up", "paused", "powering_up", "powering_down", "reboot_in_progress"}
@@ -33,6 +43,9 @@ class Engine:
         self.requests: list[dict] = []
         self.power_calls: list[tuple[str, str]] = []
         self.on_ticket: Callable[[dict, str, int], None] | None = None
+        self.tickets: list[str] = []              # every ticket value handed out
+        self.expired = 0                          # tickets whose expiry has passed
+        self._lock = threading.Lock()
         self.answering = threading.Event()
         self.answering.set()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -49,6 +62,51 @@ class Engine:
               "address": address, "port": port, "host": host}
         self.vms[vm["id"]] = vm
         return vm
+
+    def enforce_tickets(self, vm: dict, passwd_file: pathlib.Path) -> None:
+        """The VM's console is the Xvnc reading *passwd_file*: from now on it takes the
+        newest ticket only until that ticket expires; no ticket yet: a random password."""
+        with self._lock:
+            vm["passwd"] = pathlib.Path(passwd_file)
+            vm["ticket"] = None
+            _write_vnc_password(vm["passwd"], secrets.token_hex(4))
+
+    def migrate(self, vm: dict, address: str, port: int, passwd_file: pathlib.Path) -> None:
+        """The VM runs on another host now: its console is another Xvnc; the one it left
+        keeps no password anyone has."""
+        with self._lock:
+            if vm.get("passwd") is not None:
+                _write_vnc_password(vm["passwd"], secrets.token_hex(4))
+            vm.update(address=address, port=port, passwd=pathlib.Path(passwd_file),
+                      ticket=None)
+            _write_vnc_password(vm["passwd"], secrets.token_hex(4))
+
+    def wait_expired(self, count: int, timeout: float = 30.0) -> None:
+        """Until *count* tickets have expired (each one's timer has run)."""
+        deadline = time.monotonic() + timeout
+        while self.expired < count:
+            assert time.monotonic() < deadline, f"only {self.expired} tickets expired"
+            time.sleep(0.05)
+
+    def _ticket(self, vm: dict, value: str, seconds: int) -> None:
+        """A ticket set on the VM's console: its VNC password until it expires or the next
+        one replaces it."""
+        with self._lock:
+            self.tickets.append(value)
+            if vm.get("passwd") is None:
+                return
+            vm["ticket"] = value
+            _write_vnc_password(vm["passwd"], value)
+        timer = threading.Timer(seconds, self._expire, (vm, value, vm["passwd"]))
+        timer.daemon = True
+        timer.start()
+
+    def _expire(self, vm: dict, value: str, passwd: pathlib.Path) -> None:
+        with self._lock:
+            if vm.get("ticket") == value and vm.get("passwd") == passwd:
+                vm["ticket"] = None
+                _write_vnc_password(passwd, secrets.token_hex(4))
+            self.expired += 1
 
     def revoke_tokens(self) -> None:
         self.tokens.clear()
@@ -158,6 +216,7 @@ class Engine:
                     expiry = re.search(r"<expiry>(\d+)</expiry>", body)
                     seconds = int(expiry[1]) if expiry else 7200
                     value = base64.b64encode(secrets.token_bytes(6)).decode()
+                    engine._ticket(vm, value, seconds)
                     if engine.on_ticket:
                         engine.on_ticket(vm, value, seconds)
                     return self._send(200, f"<action><ticket><expiry>{seconds}</expiry>"
@@ -201,3 +260,44 @@ def _console_xml(vm: dict) -> str:
             f"<address>{escape(vm['address'])}</address><port>{vm['port']}</port>"
             f'<protocol>vnc</protocol><vm href="{API}/vms/{vm["id"]}" id="{vm["id"]}"/>'
             "</graphics_console>")
+
+
+# The fixed DES key VNC obfuscates stored passwords with ({23,82,107,6,35,78,88,7} in
+# TigerVNC's d3des order, which reverses each byte's bits), as a standard DES key.
+_VNC_FILE_KEY = bytes.fromhex("e84ad660c4721ae0")
+
+
+def _des(key: bytes, block: bytes) -> bytes:
+    """Single DES (three equal keys), ECB."""
+    encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def vnc_password_file(password: str) -> bytes:
+    """What ``vncpasswd -f`` writes for *password* (its first 8 bytes)."""
+    return _des(_VNC_FILE_KEY, password.encode()[:8].ljust(8, b"\0"))
+
+
+def _write_vnc_password(path: pathlib.Path, password: str) -> None:
+    """Replace the file in one step: Xvnc never reads half of it."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(vnc_password_file(password))
+    fresh.chmod(0o600)
+    fresh.replace(path)
+
+
+def vnc_login(host: str, port: int, password: str, timeout: float = 5.0) -> bool:
+    """Whether a VNC server takes *password* (RFB 3.8, VNC authentication), as a client's
+    login would: the server's challenge encrypted with the password as a DES key, each
+    byte's bits reversed (RFB's rule)."""
+    key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode()[:8].ljust(8, b"\0"))
+    with socket.create_connection((host, port), timeout) as sock:
+        reader = sock.makefile("rb")
+        reader.read(12)
+        sock.sendall(b"RFB 003.008\n")
+        types = reader.read(reader.read(1)[0])
+        assert 2 in types, f"the server offers no VNC authentication: {list(types)}"
+        sock.sendall(b"\x02")
+        challenge = reader.read(16)
+        sock.sendall(_des(key, challenge[:8]) + _des(key, challenge[8:]))
+        return reader.read(4) == b"\0\0\0\0"

@@ -10,6 +10,12 @@ calls, a file read) belongs in :func:`run_blocking`: the agents' own worker thre
 hanging upstream fills those and never asyncio's default executor, where the grant store's
 calls run.
 
+Following is optional: an agent whose answer expires or can move (an oVirt console's ticket
+lives two minutes, its VM migrates to another host) sets ``follows = True``; the core then
+keeps the request's target and asks the agent again for every new guacd connection of the
+console (``targets.py``). Without the attribute (static targets, BMCs, most plug-ins) the
+answer found at creation is used for the console's whole life: :func:`follows`.
+
 Power is optional: an agent that can press a target's power button (a fence agent: oVirt's
 engine, a BMC over IPMI) also has ``power_actions(target)`` (what it offers for that target,
 cheap and without I/O), ``async state(target) -> "on" | "off" | "unknown"`` and
@@ -49,6 +55,12 @@ class Agent(Protocol):
     name: str
 
     async def resolve(self, target: Mapping[str, Any]) -> Resolved: ...
+
+
+def follows(agent: Agent | None) -> bool:
+    """Whether *agent*'s answer expires or moves, so that each new guacd connection of its
+    consoles asks it again; False for an agent (or plug-in) without a ``follows``."""
+    return getattr(agent, "follows", False) is True
 
 
 # The power actions an agent may offer, in the order a page shows them: ``shutdown`` asks the

@@ -5,7 +5,9 @@ first use and reused; the SDK is blocking and not thread-safe, so each engine's 
 the agents' worker threads (``run_blocking``), one at a time per engine; a call that finds
 its engine still busy past the SDK's timeout gives up (504) instead of holding a thread.
 The ticket we ask for lives ``ticket_seconds`` (120 by default; the engine's own default is
-two hours) and doubles as the console's first-use deadline.
+two hours), and a VM can migrate to another host: the agent *follows*, so every new guacd
+connection of its consoles asks it again (a fresh ticket, the VM's current host) and the
+console's link is not bound to the creation-time ticket's life (``targets.py``).
 Errors name the VM and the way out, never a credential. Power goes through the same
 connection and lock: the VM service's start, shutdown, stop, reboot and reset.
 """
@@ -169,6 +171,7 @@ def _power_state(status: types.VmStatus | None) -> str:
 
 class OvirtAgent:
     name = "ovirt"
+    follows = True       # tickets expire and VMs migrate: asked again at each connect
 
     def __init__(self, settings: Settings) -> None:
         engines = settings.agents.get("ovirt", {})

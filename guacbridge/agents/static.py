@@ -11,6 +11,7 @@ from . import AgentError, Resolved
 
 class StaticAgent:
     name = "static"
+    follows = False      # the request's own answer: it neither expires nor moves
 
     async def resolve(self, target: Mapping[str, Any]) -> Resolved:
         given = dict(target)

@@ -27,7 +27,8 @@ class StoreUnavailable(Exception):
 _COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration, max_duration,"
             " extra_hash IS NOT NULL AS has_extra, consumed_at, deadline, closed_at, close_reason,"
             " session_hash IS NOT NULL AS has_session, live_tunnel, idle_since, sink, sink_ref,"
-            " sink_state, up_at, power_target IS NOT NULL AS has_power")
+            " sink_state, up_at, CASE WHEN power IS NULL THEN power_target IS NOT NULL"
+            " ELSE power END AS has_power, follows")   # sessions() counts the commas
 
 # Columns added since a table was first created: (table, column, type per backend). Each
 # store adds what an existing database lacks when it creates its tables (the SQLite store on
@@ -35,6 +36,10 @@ _COLUMNS = ("id, protocol, params, owner, end_user, created_at, use_by, duration
 ADDED_COLUMNS = (
     ("console_grant", "power_target", {"sqlite": "TEXT", "mysql": "TEXT"}),
     ("console_grant", "session_next_hash", {"sqlite": "TEXT", "mysql": "CHAR(64)"}),
+    # Before these, power_target was kept only for consoles with the power right: a row
+    # without a power value has it exactly when it has a power_target (_COLUMNS).
+    ("console_grant", "power", {"sqlite": "INTEGER", "mysql": "TINYINT"}),
+    ("console_grant", "follows", {"sqlite": "INTEGER", "mysql": "TINYINT"}),
 )
 
 
@@ -55,30 +60,33 @@ class SqlGrantStore:
         yield
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None,
-              power_target: dict[str, Any] | None = None) -> None:
-        """*power_target*: the target as the request gave it (the agent's input, which may
-        hold credentials: sealed like the params), kept only for a console with the power
-        right."""
-        power = None if power_target is None else self._ring().seal(
-            _power_id(grant.id), power_target)
+              asked_target: dict[str, Any] | None = None) -> None:
+        """*asked_target*: the target as the request gave it (the agent's input, which may
+        hold credentials: sealed like the params), kept for a console with the power right
+        or whose agent follows; in the ``power_target`` column, its name from when only
+        power kept it."""
+        asked = None if asked_target is None else self._ring().seal(
+            _asked_id(grant.id), asked_target)
         with self._db() as db, _duplicate_as(self.INTEGRITY_ERROR):
             db.execute(
                 "INSERT INTO console_grant (id, token_hash, extra_hash, protocol, params, owner,"
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
-                " sink, sink_state, power_target) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " sink, sink_state, power_target, power, follows)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (grant.id, token_hash, extra_hash, grant.target.protocol,
                  self._ring().seal(grant.id, grant.target.params), grant.owner, grant.user,
                  grant.created_at, grant.use_by, grant.duration, grant.max_duration,
-                 grant.consumed_at, grant.deadline, grant.sink, grant.sink_state, power))
+                 grant.consumed_at, grant.deadline, grant.sink, grant.sink_state, asked,
+                 int(grant.power), int(grant.follows)))
 
-    def power_target(self, grant_id: str) -> dict[str, Any] | None:
-        """The target a console with the power right was asked for; None without it."""
+    def asked_target(self, grant_id: str) -> dict[str, Any] | None:
+        """The target the console was asked for, if it was kept; None otherwise."""
         with self._db() as db:
             row = db.execute("SELECT power_target FROM console_grant WHERE id = ?",
                              (grant_id,)).fetchone()
         if row is None or row[0] is None:
             return None
-        return self._ring().open(_power_id(grant_id), row[0])
+        return self._ring().open(_asked_id(grant_id), row[0])
 
     def locate(self, grant_id: str, target: Target) -> bool:
         """Where a console that waited for its server is, now that it is on; False if it
@@ -228,14 +236,14 @@ class SqlGrantStore:
             with self._db() as db:
                 rows = db.execute("SELECT id, params, power_target FROM console_grant"
                                   " WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
-                for grant_id, _, power in rows:     # the power target, if any, alike
-                    if power is not None and not ring.sealed_with_current(power):
+                for grant_id, _, asked in rows:     # the asked target, if any, alike
+                    if asked is not None and not ring.sealed_with_current(asked):
                         with contextlib.suppress(SecretsError):
                             db.execute("UPDATE console_grant SET power_target = ? WHERE id = ?"
                                        " AND power_target = ?", (ring.seal(
-                                           _power_id(grant_id),
-                                           ring.open(_power_id(grant_id), power)),
-                                           grant_id, power))
+                                           _asked_id(grant_id),
+                                           ring.open(_asked_id(grant_id), asked)),
+                                           grant_id, asked))
                 for grant_id, blob, _ in rows:
                     if ring.sealed_with_current(blob):
                         current += 1
@@ -376,8 +384,9 @@ class SqlGrantStore:
         return [Ended(i, reason) for i, reason in ended]
 
 
-def _power_id(grant_id: str) -> str:
-    """What the power target is sealed to: its console, and not as the console's params."""
+def _asked_id(grant_id: str) -> str:
+    """What the asked target is sealed to: its console, and not as the console's params
+    (the words are the column's, so that targets kept before the rename still open)."""
     return f"{grant_id} power_target"
 
 
@@ -393,7 +402,7 @@ def _grant(row: tuple, open_params: Any = None) -> Grant:
     """A row as a Grant; *open_params(id, blob)* unseals the params (without it: none)."""
     (gid, protocol, params, owner, user, created, use_by, duration, max_duration, has_extra,
      consumed, deadline, closed, reason, has_session, live_tunnel, idle_since, sink, sink_ref,
-     sink_state, up_at, has_power) = row
+     sink_state, up_at, has_power, follows) = row
     params = open_params(gid, params) if open_params else {}
     return Grant(id=gid, target=Target(protocol, params), owner=owner, user=user,
                  created_at=created, use_by=use_by, duration=duration,
@@ -401,7 +410,7 @@ def _grant(row: tuple, open_params: Any = None) -> Grant:
                  deadline=deadline, closed_at=closed, close_reason=reason,
                  has_session=bool(has_session), live_tunnel=live_tunnel,
                  idle_since=idle_since, sink=sink, sink_ref=sink_ref, sink_state=sink_state,
-                 up_at=up_at, power=bool(has_power))
+                 up_at=up_at, power=bool(has_power), follows=bool(follows))
 
 
 def _why_refused(row: tuple | None, now: float) -> str:

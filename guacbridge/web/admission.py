@@ -3,9 +3,10 @@ its pumps run, and a refusal comes back as :class:`TurnedAway` with the Guacamol
 and the words the browser shows.
 
 Who: a viewer's share, the page's reconnect secret, or a one-time token (the sessions' and
-the shares' business; this only maps their refusals). Where to: the owner's target is
-judged again right before guacd connects, since a name's addresses may have changed since
-the console was made; a viewer joins the owner's guacd connection."""
+the shares' business; this only maps their refusals). Where to: what ``targets.py`` says a
+new connection of the console connects to now (asked of its agent again when the agent
+follows, judged by the target policy either way), plus the page's layout and the recording
+part; a viewer joins the owner's guacd connection."""
 from __future__ import annotations
 
 import asyncio
@@ -15,14 +16,14 @@ from typing import NamedTuple
 
 from ..audit import Client
 from ..errors import ConsoleError
-from ..grants import Grant, Refused
+from ..grants import Grant, Refused, Target
 from ..guacd import Capabilities, GuacdConnection, GuacdError
 from ..guacd_pool import GuacdPool
-from ..policy import Policy
 from ..recordings import Expected, RecordingError, Recordings
 from ..sessions import Sessions
 from ..shares import OwnerAway, Shares, Viewer
 from ..status import Status
+from ..targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,19 @@ class TurnedAway(Exception):
         self.status = status
         self.message = message
         self.reason = reason
+
+
+class Connecting(NamedTuple):
+    """What the owner's new guacd connection is asked for."""
+    target: Target                # protocol and guacd's parameters
+    recording: Expected | None    # the recording file guacd is to make (None: unrecorded)
+
+
+# A refusal's HTTP status (the agent's, the policy's) as the Guacamole status the page gets:
+# the upstream statuses are the ones the page retries on by itself.
+REFUSALS = {403: Status.CLIENT_FORBIDDEN, 400: Status.UPSTREAM_NOT_FOUND,
+            404: Status.UPSTREAM_NOT_FOUND, 409: Status.UPSTREAM_NOT_FOUND,
+            502: Status.UPSTREAM_ERROR, 504: Status.UPSTREAM_TIMEOUT}
 
 
 class Admitted(NamedTuple):
@@ -73,31 +87,27 @@ async def admit(arg: Callable[[str, str], str], shares: Shares, sessions: Sessio
                          " database; try again shortly") from None
 
 
-async def target(grant: Grant, layout: str | None, policy: Policy,
-                 recordings: Recordings) -> tuple[dict[str, str], Expected | None]:
-    """guacd's parameters for the owner's new connection, and the recording file guacd is
-    to make for it (None when not recorded); TurnedAway when it may not connect."""
-    params = grant.target.params
+async def target(grant: Grant, layout: str | None, targets: Targets,
+                 recordings: Recordings) -> Connecting:
+    """The owner's new connection: where to (``Targets.for_connection``), with the page's
+    layout and this connection's recording part; TurnedAway when it may not connect."""
     try:
-        if "hostname" not in params:   # opened for a server that was off, not on yet
-            raise ConsoleError(409, "the server is off: start it first (the console"
-                                    " page's Start, or POST /api/v1/consoles/{id}/power)")
-        await policy.judge(grant.owner, None, grant.target.protocol, params)
-        if layout and grant.target.protocol == "rdp":
+        found = await targets.for_connection(grant)
+        params = found.params
+        if layout and found.protocol == "rdp":
             params = {**params, "server-layout": layout}
         # guacbridge names this connection's recording part (guacd's own names end at .255)
-        return await asyncio.to_thread(recordings.connection, grant.id, params)
-    except ConsoleError as e:        # the target policy refuses where it points now
-        log.warning("console %s: not connecting: %s", grant.id, e.details)
-        raise TurnedAway(Status.CLIENT_FORBIDDEN if e.status == 403 else
-                         Status.UPSTREAM_NOT_FOUND if e.status == 400 else
-                         Status.UPSTREAM_UNAVAILABLE, e.details) from None
+        params, expected = await asyncio.to_thread(recordings.connection, grant.id, params)
+        return Connecting(Target(found.protocol, params), expected)
+    except ConsoleError as e:        # the agent or the policy refuses, in words
+        raise TurnedAway(REFUSALS.get(e.status, Status.UPSTREAM_UNAVAILABLE),
+                         e.details) from None
     except RecordingError as e:      # a million parts: the console cannot be recorded
         raise TurnedAway(Status.RESOURCE_CLOSED, e.details) from None
 
 
 async def connect(pool: GuacdPool, grant: Grant, viewer: Viewer | None, caps: Capabilities,
-                  layout: str | None, timeout: float, policy: Policy,
+                  layout: str | None, timeout: float, targets: Targets,
                   recordings: Recordings) -> tuple[GuacdConnection, Expected | None]:
     """A guacd connection through *pool*: the owner's a new one (and the recording file
     guacd is to make for it), a viewer joins the owner's; TurnedAway when refused or guacd
@@ -106,8 +116,9 @@ async def connect(pool: GuacdPool, grant: Grant, viewer: Viewer | None, caps: Ca
         if viewer is not None:
             return await pool.join(viewer.address, viewer.connection_id, viewer.params, caps,
                                    timeout), None
-        params, expected = await target(grant, layout, policy, recordings)
-        return await pool.connect(grant.target.protocol, params, caps, timeout), expected
+        going = await target(grant, layout, targets, recordings)
+        return await pool.connect(going.target.protocol, going.target.params, caps,
+                                  timeout), going.recording
     except GuacdError as e:
         log.warning("console %s: guacd handshake failed: %s", grant.id, e)
         if viewer is not None:   # guacd 1.3.0 just hangs up on a connection gone

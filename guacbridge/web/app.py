@@ -22,7 +22,7 @@ def make_app(parts: Parts) -> tornado.web.Application:
     tunnel = {"consoles": parts.consoles, "sessions": parts.sessions, "live": parts.live,
               "pool": parts.pool, "shares": parts.shares, "metrics": parts.metrics,
               "settings": s, "drain": parts.drain, "connect_throttle": parts.connect_throttle,
-              "recordings": parts.recordings, "policy": parts.policy}
+              "recordings": parts.recordings, "targets": parts.targets}
     return tornado.web.Application(
         [
             (r"/api/v1/openapi.json", api.OpenApiHandler, c),

@@ -34,11 +34,11 @@ from ..guacd_pool import GuacdPool
 from ..limits import Limited, Throttle
 from ..live import LiveTunnels
 from ..metrics import Metrics
-from ..policy import Policy
 from ..recordings import UNRECORDED, Expected, Recordings
 from ..sessions import SECRET_OPCODE, Sessions
 from ..shares import Shares, Viewer
 from ..status import Status
+from ..targets import Targets
 from . import admission, idle, origins
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE, Drain
@@ -70,7 +70,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
     def initialize(self, consoles: Consoles, sessions: Sessions, live: LiveTunnels,
                    pool: GuacdPool, shares: Shares, metrics: Metrics, settings: Settings,
                    drain: Drain, connect_throttle: Throttle, recordings: Recordings,
-                   policy: Policy) -> None:
+                   targets: Targets) -> None:
         self.consoles = consoles
         self.sessions = sessions
         self.live = live
@@ -81,7 +81,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.drain = drain
         self.throttle = connect_throttle
         self.recordings = recordings
-        self.policy = policy
+        self.targets = targets    # where a new guacd connection goes (targets.py)
         self.recording: Expected | None = None   # guacd's file for it, until the first frame
         self.viewer: Viewer | None = None    # set when this tunnel joins through a share
         self.connection_id = ""
@@ -149,7 +149,7 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         try:
             conn, self.recording = await admission.connect(
                 self.pool, grant, self.viewer, caps, layout, self.settings_.handshake_timeout,
-                self.policy, self.recordings)
+                self.targets, self.recordings)
         except admission.TurnedAway as e:
             return self.fail(e.status, e.message, e.reason)
         if self.end_reason is not None:   # the browser left during the handshake

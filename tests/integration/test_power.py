@@ -245,8 +245,8 @@ def test_a_database_made_before_the_power_column_gets_it(tmp_path, mariadb):
     from guacbridge.store.sqlite import SqliteGrantStore
     old = resources.sql("sqlite.sql").replace(
         "    sink_state    TEXT,                   -- provisioning, ready, removed\n"
-        "    power_target  TEXT                    -- sealed: the target as asked, for power"
-        " calls\n", "    sink_state    TEXT\n")
+        "    power_target  TEXT                    -- sealed: the target as asked (power,"
+        " follows)\n", "    sink_state    TEXT\n")
     assert "power_target" not in old
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
@@ -255,8 +255,8 @@ def test_a_database_made_before_the_power_column_gets_it(tmp_path, mariadb):
     url = mariadb.create_database(f"gb_{uuid.uuid4().hex[:8]}")
     conn = MysqlGrantStore(url).url.connect()
     run_script(conn, resources.sql("mysql.sql").replace(
-        "    power_target  TEXT,                       -- sealed: the target as asked, for"
-        " power calls\n", ""))
+        "    power_target  TEXT,                       -- sealed: the target as asked"
+        " (power, follows)\n", ""))
     conn.close()
     mysql = MysqlGrantStore(url, TEST_KEYS)
     with pytest.raises(Exception):      # the new version's queries need the column
@@ -271,10 +271,10 @@ def test_a_database_made_before_the_power_column_gets_it(tmp_path, mariadb):
         store.issue(grant, grants.hash_token(secrets.token_hex(8)), None,
                     {"agent": "bmc", "server": "web-12"})
         assert store.get(grant.id).power is True
-        assert store.power_target(grant.id) == {"agent": "bmc", "server": "web-12"}
+        assert store.asked_target(grant.id) == {"agent": "bmc", "server": "web-12"}
     # Key rotation reseals the kept target too: the old key can go afterwards.
     fresh = parse_key(new_key("k-new"))
     store.keys = KeyRing([fresh, parse_key(TEST_KEY)], "rotated")
     store.rekey()
     store.keys = KeyRing([fresh], "new only")
-    assert store.power_target(grant.id) == {"agent": "bmc", "server": "web-12"}
+    assert store.asked_target(grant.id) == {"agent": "bmc", "server": "web-12"}
