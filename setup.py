@@ -60,6 +60,9 @@ setup(
         "requests>=2.31",
         # IPMI 2.0 over LAN: the BMC agent's power control (on, off, reset, cycle)
         "pyghmi>=1.5",
+        # images for screenshots and thumbnails: a console's frame drawn from guacd's
+        # instructions (PNG, JPEG, WebP in, PNG out)
+        "pillow>=10.3",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",

@@ -75,7 +75,7 @@ packages=(
   tigervnc-standalone-server tigervnc-tools xterm twm x11-utils xfonts-base xfonts-75dpi
 )
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
-[ "$want_tests" = 1 ] && packages+=(chromium xclip mariadb-server rabbitmq-server
+[ "$want_tests" = 1 ] && packages+=(chromium xclip x11-apps mariadb-server rabbitmq-server
                                      openssh-server inetutils-telnetd socat xrdp xorgxrdp
                                      nginx libnss3-tools make
                                      openipmi ipmitool)   # ipmi_sim: the tests' BMC
