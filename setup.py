@@ -63,6 +63,9 @@ setup(
         # images for screenshots and thumbnails: a console's frame drawn from guacd's
         # instructions (PNG, JPEG, WebP in, PNG out)
         "pillow>=10.3",
+        # SSH to oVirt's vmconsole proxy: a VM's serial console (asyncio-native, on the
+        # cryptography above; key-only login, known-hosts checking)
+        "asyncssh>=2.14",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "playwright>=1.40", "requests>=2.31",

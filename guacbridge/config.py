@@ -170,6 +170,22 @@ class Settings:
     agents: Mapping[str, Any] = setting(
         "agents", None, {}, values.table,
         "The agents' own settings: a table per agent type, e.g. [agents.ovirt.ams1]")
+    # oVirt's serial consoles (serial_vmconsole.py): guacbridge's SSH key for the engines'
+    # vmconsole proxies, and the known-hosts file their host keys are checked against.
+    vmconsole_key_file: pathlib.Path | None = setting(
+        "vmconsole.key_file", None, "", values.path,
+        "Private key (unencrypted, OpenSSH or PEM) for oVirt's vmconsole proxy; an engine's"
+        " vmconsole_key_file overrides it; empty: none")
+    vmconsole_known_hosts: pathlib.Path | None = setting(
+        "vmconsole.known_hosts", None, "", values.path,
+        "OpenSSH known_hosts file vouching for the proxies' host keys (or their CA, with"
+        " @cert-authority); empty: no oVirt serial console connects")
+    vmconsole_user: str = setting(
+        "vmconsole.user", None, "ovirt-vmconsole", values.text(64),
+        "The SSH user the vmconsole proxy takes")
+    vmconsole_timeout: int = setting(
+        "vmconsole.timeout", None, 15, values.positive,
+        "Seconds the proxy may take to answer and log guacbridge in (then 504)")
     # TLS and graceful restart: HTTPS/WSS when a certificate is set; the proxies whose
     # forwarded headers are believed; on SIGTERM, how long live consoles get to move.
     tls_cert: pathlib.Path | None = setting(

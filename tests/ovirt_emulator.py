@@ -2,11 +2,13 @@
 a VM's VNC console (SSO login and logout, the VM by id or name search, its host, its current
 graphics consoles, a console ticket), so the real SDK can be tested here. Stdlib only.
 
-VMs are plain dicts; ``on_ticket(vm, value, expiry)`` lets a test make the ticket the VNC
-password of a real Xvnc. ``enforce_tickets(vm, passwd_file)`` does that the way a hypervisor
-does: the VM's Xvnc (started with ``-PasswordFile passwd_file``, which it reads again at every
-authentication) accepts a ticket only for its expiry, a new ticket replaces the one before,
-and otherwise a random password nobody knows is in the file. ``migrate(vm, address, port,
+VMs are plain dicts (``serial``: its VirtIO serial console is enabled, the ``<console>``
+a serial console through the vmconsole proxy needs); ``on_ticket(vm, value, expiry)`` lets a
+test make the ticket the VNC password of a real Xvnc. ``enforce_tickets(vm, passwd_file)``
+does that the way a hypervisor does: the VM's Xvnc (started with ``-PasswordFile
+passwd_file``, which it reads again at every authentication) accepts a ticket only for its
+expiry, a new ticket replaces the one before, and otherwise a random password nobody knows
+is in the file. ``migrate(vm, address, port,
 passwd_file)`` moves a VM to another Xvnc (another host); ``vnc_login()`` tries a VNC
 password against an Xvnc the way a client does. ``revoke_tokens()`` makes the next API call
 answer 401, which the SDK must handle by logging in again once. ``hang()`` makes every
@@ -57,9 +59,9 @@ class Engine:
         return f"http://127.0.0.1:{self.port}{API}"
 
     def add_vm(self, name: str, status: str = "up", address: str = "192.0.2.10",
-               port: int = 5900, host: str | None = None) -> dict:
+               port: int = 5900, host: str | None = None, serial: bool = False) -> dict:
         vm = {"id": str(__import__("uuid").uuid4()), "name": name, "status": status,
-              "address": address, "port": port, "host": host}
+              "address": address, "port": port, "host": host, "serial": serial}
         self.vms[vm["id"]] = vm
         return vm
 
@@ -252,6 +254,7 @@ def _vm_xml(vm: dict) -> str:
     host = f'<host href="{API}/hosts/{vm["host"]}" id="{vm["host"]}"/>' if running and vm["host"] \
         else ""
     return (f'<vm href="{API}/vms/{vm["id"]}" id="{vm["id"]}"><name>{escape(vm["name"])}</name>'
+            f"<console><enabled>{str(vm.get('serial', False)).lower()}</enabled></console>"
             f"{display}<status>{vm['status']}</status>{host}</vm>")
 
 

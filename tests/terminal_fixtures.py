@@ -124,3 +124,87 @@ def _wait_for_sesman(part: demo.Part) -> None:
                 pass
         time.sleep(0.1)
     raise demo.PartFailed(f"xrdp-sesman does not listen on port 3350:\n{part.log_tail()}")
+
+
+# Stands in for ovirt-vmconsole-proxy-shell, the command the vmconsole proxy forces on every
+# key: it reads what the client asked to run, needs a pty, opens only the VMs listed in
+# ~/vms ("ID state"), refuses the way the proxy does, and for an open VM runs a shell in
+# place of the VM's serial port. Every command asked for goes to ~/commands.log.
+VMCONSOLE_STANDIN = r"""#!/bin/bash
+echo "$SSH_ORIGINAL_COMMAND" >> "$HOME/commands.log"
+set -f -- $SSH_ORIGINAL_COMMAND
+vm=""
+[ "$1" = connect ] && case "$2" in --vm-id=*) vm="${2#--vm-id=}";; esac
+[ -n "$vm" ] || { echo "ERROR: this stand-in takes connect --vm-id=ID only" >&2; exit 1; }
+[ -t 0 ] || { echo "ERROR: No pty support, please enable at client side" >&2; exit 1; }
+state=$(awk -v id="$vm" '$1 == id {print $2}' "$HOME/vms")
+case "$state" in
+  "") echo "ERROR: VM with id '$vm' is unavailable" >&2; exit 1;;
+  busy) echo "ERROR: Console '$vm' is not available" >&2; exit 1;;
+  slow) sleep 3; echo "ERROR: Console '$vm' is not available" >&2; exit 1;;
+esac
+echo "serial console of VM $vm"
+cd "$HOME" && exec env PS1='vm$ ' TERM=xterm bash --norc --noprofile -i
+"""
+
+
+@pytest.fixture(scope="session")
+def vmconsole_proxy(tmp_path_factory):
+    """A real sshd standing in for oVirt's vmconsole proxy: public keys only, for a throw-away
+    user whose authorized_keys entry forces the stand-in (as the proxy's does). Yields its
+    address, the user and home, guacbridge's key pair, known_hosts files vouching for the
+    sshd's host key (``known_hosts``) or for the CA that certified it (``ca_known_hosts``),
+    and ``vms`` (write ``ID state`` lines: up, busy, slow)."""
+    require("sshd", "openssh-server")
+    require("useradd", "passwd")
+    if os.geteuid() != 0:
+        unavailable("creating the vmconsole proxy's login needs root")
+    workdir = tmp_path_factory.mktemp("vmconsole")
+    host_key = workdir / "host_ed25519"
+    client_key = workdir / "guacbridge_ed25519"
+    ca = workdir / "ca_ed25519"                  # as the engine's vmconsole CA certifies it
+    for key in (host_key, client_key, ca):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "vmconsole-proxy", "-n",
+                    "127.0.0.1", str(host_key.with_suffix(".pub"))], check=True)
+    name = f"gbv{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+    # A password nobody knows: the account is usable (not locked), only keys log in.
+    subprocess.run(["chpasswd"], input=f"{name}:{secrets.token_urlsafe(16)}\n", text=True,
+                   check=True)
+    home = pathlib.Path(pwd.getpwnam(name).pw_dir)
+    standin = home / "vmconsole-standin"
+    standin.write_text(VMCONSOLE_STANDIN)
+    standin.chmod(0o755)
+    (home / "vms").write_text("")
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "authorized_keys").write_text(
+        f'command="{standin}",no-agent-forwarding,no-port-forwarding,no-X11-forwarding '
+        + client_key.with_suffix(".pub").read_text())
+    subprocess.run(["chown", "-R", f"{name}:", str(home)], check=True)
+    port = demo.free_port()
+    config = workdir / "sshd_config"
+    config.write_text(f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {host_key}\n"
+                      "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                      f"HostCertificate {workdir / 'host_ed25519-cert.pub'}\n"
+                      "PubkeyAuthentication yes\nUsePAM yes\nPermitRootLogin no\n"
+                      f"AllowUsers {name}\nPidFile none\n"
+                      "AuthorizedKeysFile .ssh/authorized_keys\n")
+    pathlib.Path("/run/sshd").mkdir(exist_ok=True)
+    part = demo._spawn("vmconsole-sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                       workdir)
+    demo.wait_for_port("127.0.0.1", port, 10, part)
+    known_hosts = workdir / "known_hosts"
+    host_pub = host_key.with_suffix(".pub").read_text().split()
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    ca_known_hosts = workdir / "ca_known_hosts"
+    ca_pub = ca.with_suffix(".pub").read_text().split()
+    ca_known_hosts.write_text(f"@cert-authority [127.0.0.1]:{port} {ca_pub[0]} {ca_pub[1]}\n")
+    yield {"host": "127.0.0.1", "port": port, "user": name, "home": home,
+           "key": client_key, "known_hosts": known_hosts,
+           "ca_known_hosts": ca_known_hosts, "vms": home / "vms",
+           "log": home / "commands.log"}
+    part.stop()
+    subprocess.run(["userdel", "-f", "-r", name], capture_output=True)

@@ -10,6 +10,11 @@ connection of its consoles asks it again (a fresh ticket, the VM's current host)
 console's link is not bound to the creation-time ticket's life (``targets.py``).
 Errors name the VM and the way out, never a credential. Power goes through the same
 connection and lock: the VM service's start, shutdown, stop, reboot and reset.
+
+A target with ``"console": "serial"`` asks for the VM's serial console instead: the answer
+is a serial target (``line`` ``ovirt-vmconsole``, serial_vmconsole.py) whose hostname and
+port are the engine's vmconsole proxy, so the target policy judges where guacbridge's SSH
+session goes; the VM must be running with its VirtIO serial console enabled.
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ import ovirtsdk4.types as types
 
 from ..config import ConfigError, Settings
 from ..grants import Target
+from ..serial_vmconsole import KIND as VMCONSOLE
+from ..serial_vmconsole import engine_host
 from . import AgentError, Resolved, run_blocking
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
@@ -36,6 +43,7 @@ _ON = {types.VmStatus.UP, types.VmStatus.POWERING_UP, types.VmStatus.POWERING_DO
        types.VmStatus.REBOOT_IN_PROGRESS, types.VmStatus.PAUSED, types.VmStatus.MIGRATING,
        types.VmStatus.WAIT_FOR_LAUNCH}
 R = TypeVar("R")
+CONSOLES = ("vnc", "serial")         # what a target's "console" may ask for
 _TICKETABLE = {types.VmStatus.UP, types.VmStatus.PAUSED, types.VmStatus.POWERING_UP,
                types.VmStatus.POWERING_DOWN, types.VmStatus.REBOOT_IN_PROGRESS}
 
@@ -58,6 +66,11 @@ class Engine:
         self.insecure = bool(conf.get("insecure", False))
         self.ticket_seconds = int(conf.get("ticket_seconds", 120))
         self.timeout = int(conf.get("timeout", 30))
+        try:
+            self.vmconsole = engine_host(conf)       # its serial consoles' SSH proxy
+        except (TypeError, ValueError):
+            raise ConfigError(f"agents.ovirt.{location}: vmconsole_port must be a port"
+                              " number") from None
         self._lock = threading.Lock()
         self._connection: sdk.Connection | None = None
 
@@ -71,6 +84,9 @@ class Engine:
 
     def console(self, vm_ref: str) -> Resolved:
         return self._locked(vm_ref, self._console)
+
+    def serial_console(self, vm_ref: str) -> Resolved:
+        return self._locked(vm_ref, self._serial)
 
     def power_state(self, vm_ref: str) -> str:
         """on, off or unknown, from the VM's status."""
@@ -165,6 +181,24 @@ class Engine:
                         expires_at=time.time() + self.ticket_seconds)
 
 
+    def _serial(self, vm_ref: str) -> Resolved:
+        vm = self._vm(vm_ref)
+        if vm.status not in _TICKETABLE:
+            status = vm.status.value if vm.status else "unknown"
+            raise AgentError(409, f"VM {vm.name} is not running (status {status}):"
+                                  " start it and retry")
+        if vm.console is None or not vm.console.enabled:
+            raise AgentError(409, f"VM {vm.name} has no serial console: enable its VirtIO"
+                                  " serial console (Edit VM, Console) and retry")
+        host, port = self.vmconsole
+        if not host:
+            raise AgentError(502, f"no vmconsole proxy for {self.location}: set its"
+                                  " vmconsole_host")
+        return Resolved(Target("serial", {"line": VMCONSOLE, "hostname": host,
+                                          "port": str(port), "vm": str(vm.id),
+                                          "location": self.location}))
+
+
 def _power_state(status: types.VmStatus | None) -> str:
     return "off" if status in _OFF else "on" if status in _ON else "unknown"
 
@@ -179,7 +213,11 @@ class OvirtAgent:
 
     async def resolve(self, target: Mapping[str, Any]) -> Resolved:
         engine, vm = self._where(target)
-        return await run_blocking(engine.console, vm)
+        console = target.get("console", "vnc")
+        if console not in CONSOLES:
+            raise AgentError(400, f"target.console must be one of {', '.join(CONSOLES)}")
+        return await run_blocking(engine.serial_console if console == "serial"
+                                  else engine.console, vm)
 
     def power_actions(self, target: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(_VM_CALLS)
@@ -195,7 +233,7 @@ class OvirtAgent:
         await run_blocking(engine.power, vm, action)
 
     def _where(self, target: Mapping[str, Any]) -> tuple[Engine, str]:
-        unknown = sorted(set(target) - {"agent", "location", "vm"})
+        unknown = sorted(set(target) - {"agent", "location", "vm", "console"})
         if unknown:
             raise AgentError(400, f"target: unknown field(s) for ovirt: {', '.join(unknown)}")
         location, vm = target.get("location"), target.get("vm")
