@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import asyncssh
 
 from . import serial
+from .agents import run_blocking
 from .serial import SerialError
 
 if TYPE_CHECKING:
@@ -92,6 +93,11 @@ class VmconsoleLine:
         if data:
             self._tail = (self._tail + data)[-512:]
             return data
+        if not self._closed:        # the exit status can come just after the output's end
+            try:
+                await asyncio.wait_for(self._process.wait_closed(), 2)
+            except (TimeoutError, asyncssh.Error, OSError):
+                pass
         self._reason = self._ended()
         return b""
 
@@ -124,6 +130,8 @@ class VmconsoleLine:
         said = _said(self._tail)
         if said and status not in (None, 0):
             return f"the vmconsole proxy at {self._where} ended the console: {said}"
+        if status is None and self._process.exit_signal is None:
+            return f"the connection to the vmconsole proxy at {self._where} was lost"
         return f"the VM's serial console at {self._where} ended"
 
 
@@ -145,7 +153,7 @@ async def open_vmconsole(params: Mapping[str, str], settings: Settings) -> Vmcon
     if known_hosts is None:
         raise SerialError(503, "vmconsole.known_hosts is not set: guacbridge checks the"
                                " vmconsole proxy's host key against it (docs/serial.rst)")
-    key = await asyncio.get_running_loop().run_in_executor(None, _read_key, key_file)
+    key = await run_blocking(_read_key, key_file)     # a file on a slow mount waits there
     try:
         conn = await asyncssh.connect(
             host, port, username=settings.vmconsole_user, client_keys=[key],

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+import leaks
 from guacbridge import demo
 from parts import require, unavailable
 
@@ -168,6 +169,7 @@ def vmconsole_proxy(tmp_path_factory):
                        check=True)
     subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-h", "-I", "vmconsole-proxy", "-n",
                     "127.0.0.1", str(host_key.with_suffix(".pub"))], check=True)
+    leaks.remember(*client_key.read_text().splitlines()[2:-1])    # its secret part: no log
     name = f"gbv{secrets.token_hex(3)}"
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
     # A password nobody knows: the account is usable (not locked), only keys log in.
