@@ -21,6 +21,7 @@ EXAMPLES = {
               " --password-file pw.txt",
     "sessions": "guacbridge sessions --url https://console.example.net --key-file ops.key"
                 " [--kill ID]",
+    "screenshot": "guacbridge screenshot 5f0c…-… -o shot.png --width 640 --key-file portal.key",
     "newkey": "guacbridge newkey            # prints k20260101ab12:<base64>; put it first",
     "rekey": "GUACBRIDGE_SECRET_KEYS=k2:…,k1:… guacbridge rekey",
 }
@@ -133,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--events", metavar="ID", help="print this console's events")
     se.add_argument("--json", action="store_true", help="print the API's JSON reply")
     se.set_defaults(func=commands.list_sessions)
+
+    sh = command("screenshot", "save a console's screen now as a PNG (through the API: it joins"
+                               " the live connection read-only, or connects without the token)")
+    sh.add_argument("console", metavar="CONSOLE_ID", help="the console's id")
+    sh.add_argument("-o", "--output", required=True,
+                    help="the PNG file to write ('-' = stdout)")
+    sh.add_argument("--width", type=int, help="scale down to this many pixels wide")
+    sh.add_argument("--url", help="the service's base URL (default: the configured public URL)")
+    sh.add_argument("--key-file", required=True,
+                    help="file holding an API key with the read scope ('-' = stdin)")
+    sh.set_defaults(func=commands.screenshot)
 
     nk = command("newkey", "print a new key for secret_keys or secret_key_file (the key"
                            " that seals connection secrets in the grant store)")

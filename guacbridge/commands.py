@@ -176,13 +176,18 @@ def initdb(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_key(args: argparse.Namespace) -> str:
+    """The operator's API key from --key-file: the settings hold keys only as digests, so
+    the secret must come from the operator."""
+    return (sys.stdin.read() if args.key_file == "-" else
+            pathlib.Path(args.key_file).read_text()).strip()
+
+
 def list_sessions(args: argparse.Namespace) -> int:
     import requests
     settings = config.load(path=args.config)
     base = (args.url or settings.base_url).rstrip("/")
-    # The settings hold keys only as digests, so the secret must come from the operator.
-    key = (sys.stdin.read() if args.key_file == "-" else
-           pathlib.Path(args.key_file).read_text()).strip()
+    key = _api_key(args)
     if not key:
         print(f"guacbridge sessions: {args.key_file} holds no API key", file=sys.stderr)
         return 2
@@ -213,6 +218,40 @@ def list_sessions(args: argparse.Namespace) -> int:
             print(f"{event['at']}  {event['kind']:<15} {event['instance']:<24} {facts}")
     else:
         print(_sessions_table(body["sessions"]))
+    return 0
+
+
+def screenshot(args: argparse.Namespace) -> int:
+    """``GET /api/v1/consoles/{id}/screenshot`` saved to a file: the same path as any API
+    caller's, so the command line sees what the portal would."""
+    import requests
+    settings = config.load(path=args.config)
+    base = (args.url or settings.base_url).rstrip("/")
+    key = _api_key(args)
+    if not key:
+        print(f"guacbridge screenshot: {args.key_file} holds no API key", file=sys.stderr)
+        return 2
+    query = {} if args.width is None else {"width": args.width}
+    try:
+        # the service waits up to screenshots.timeout for a frame; a little longer here
+        r = requests.get(f"{base}/api/v1/consoles/{args.console}/screenshot", params=query,
+                         headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    except requests.RequestException as e:
+        print(f"guacbridge screenshot: {base} did not answer: {type(e).__name__}",
+              file=sys.stderr)
+        return 1
+    if r.status_code != 200 or r.headers.get("Content-Type") != "image/png":
+        try:
+            details = r.json().get("details")
+        except ValueError:
+            details = r.text[:200]
+        print(f"guacbridge screenshot: {r.status_code}: {details}", file=sys.stderr)
+        return 1
+    if args.output == "-":
+        sys.stdout.buffer.write(r.content)
+    else:
+        pathlib.Path(args.output).write_bytes(r.content)
+        print(f"{args.output}: {len(r.content)} bytes")
     return 0
 
 

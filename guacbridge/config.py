@@ -280,6 +280,9 @@ class Settings:
     shares_ttl: int = setting(
         "shares.ttl", None, 300, values.positive,
         "Seconds a share link waits for its first use")
+    screenshots_timeout: float = setting(
+        "screenshots.timeout", None, 10.0, values.timeout,
+        "Seconds a screenshot waits for guacd's first complete frame; past it: 504")
 
     # The target policy (policy.py): where consoles may go. Loopback, link-local, unspecified
     # and multicast addresses and guacbridge's own dependencies are refused unless allow lists

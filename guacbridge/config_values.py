@@ -165,6 +165,14 @@ def seconds_or_zero(value: Any) -> float:
     return n
 
 
+def timeout(value: Any) -> float:
+    """Seconds to wait for something, more than 0 and at most an hour."""
+    n = float(value)
+    if not 0 < n <= 3600:
+        raise ValueError("must be more than 0 and at most 3600 seconds")
+    return n
+
+
 def boolean(value: Any) -> bool:
     """TOML's true/false, or 1/0, yes/no, on/off (any case) from the environment."""
     if isinstance(value, bool):

@@ -37,6 +37,7 @@ from .metrics import Metrics
 from .policy import Policy
 from .power import Power
 from .recordings import Recordings
+from .screenshots import Screenshots
 from .sessions import Sessions
 from .shares import Shares
 from .store import open_grant_store, open_guacamole_db, open_share_store
@@ -73,6 +74,7 @@ class Parts:
     policy: Policy                  # where consoles may go: the core and the tunnel judge
     power: Power                    # power beside the console, for those with the right
     targets: Targets                # where each new guacd connection of a console goes
+    screenshots: Screenshots        # a console's screen now, as a PNG
     guacamole: GuacamoleDb | None = None
     readiness: dict[str, Check] = dataclasses.field(default_factory=dict)   # by name
 
@@ -98,18 +100,22 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
     consoles = Consoles(settings, store, agents, events=events, live=live, caps=caps,
                         recordings=recordings, metrics=metrics, policy=policy, power=power,
                         sink=sink, clock=clock)
+    targets = Targets(settings, store, agents, events, policy, metrics)
+    shares = Shares(consoles, events, open_share_store(store))
     return Parts(
         settings=settings, store=store, audit=audit, events=events, metrics=metrics,
         recordings=recordings, pool=pool, caps=caps, live=live, consoles=consoles,
         sessions=Sessions(settings, store, consoles, live, events, audit, clock),
         sweeper=Sweeper(settings, store, consoles, events, recordings, sink, clock),
-        shares=Shares(consoles, events, open_share_store(store)),
+        shares=shares,
         create_throttle=Throttle("console creations", settings.limits_create_per_key,
                                  settings.limits_create_per_address),
         connect_throttle=Throttle("tunnel connects", None,
                                   settings.limits_connect_per_address),
         drain=Drain(), policy=policy, power=power, guacamole=guacamole,
-        targets=Targets(settings, store, agents, events, policy, metrics))
+        targets=targets,
+        screenshots=Screenshots(pool, targets, shares.store, events,
+                                settings.screenshots_timeout))
 
 
 def build(settings: Settings) -> Parts:

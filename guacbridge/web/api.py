@@ -25,6 +25,7 @@ from ..guacd_pool import GuacdPool
 from ..limits import Limited, Throttle
 from ..metrics import CONTENT_TYPE
 from ..power import Power
+from ..screenshots import Screenshots
 from .base import JsonBase
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,41 @@ class PowerHandler(JsonHandler):
         body = self.json_object()
         self.send(await self.power.act(console_id, body.get("action"),
                                        by=f"API key {key.name}"), 202)
+
+
+MAX_SCREENSHOT_WIDTH = 8192
+
+
+class ScreenshotHandler(JsonHandler):
+    """The console's screen now as a PNG (screenshots.py): joins the owner's connection
+    read-only while there is one, else connects anew without using the console's token."""
+
+    def initialize(self, screenshots: Screenshots,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
+        self.screenshots = screenshots
+
+    @answers
+    async def get(self, console_id: str) -> None:
+        key = self.api_key("read")
+        await self.owned(console_id, key)
+        width = self.width()
+        grant = await self.consoles.current(console_id)
+        if grant is None:
+            raise ConsoleError(404, f"no console with id {console_id}")
+        png = await self.screenshots.take(grant, width, by=f"API key {key.name}")
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(png)
+
+    def width(self) -> int | None:
+        text = self.get_query_argument("width", None)
+        if text is None or text == "":
+            return None
+        if not text.isdigit() or not 1 <= int(text) <= MAX_SCREENSHOT_WIDTH:
+            raise ConsoleError(400, f"width must be a whole number of pixels from 1 to"
+                                    f" {MAX_SCREENSHOT_WIDTH}, not {text[:20]!r}")
+        return int(text)
 
 
 class HealthHandler(JsonHandler):

@@ -31,6 +31,8 @@ def make_app(parts: Parts) -> tornado.web.Application:
             (r"/api/v1/consoles/([^/]+)/extend", api.ExtendHandler, c),
             (r"/api/v1/consoles/([^/]+)/power", api.PowerHandler, {**c, "power": parts.power}),
             (r"/api/v1/consoles/([^/]+)/events", sessions.EventsHandler, c),
+            (r"/api/v1/consoles/([^/]+)/screenshot", api.ScreenshotHandler,
+             {**c, "screenshots": parts.screenshots}),
             (r"/api/v1/sessions", sessions.SessionsHandler, c),
             (r"/healthz", api.HealthHandler, c),
             (r"/readyz", api.ReadyHandler, {**c, "readiness": parts.readiness,
