@@ -21,7 +21,8 @@ EXAMPLES = {
               " --password-file pw.txt",
     "sessions": "guacbridge sessions --url https://console.example.net --key-file ops.key"
                 " [--kill ID]",
-    "screenshot": "guacbridge screenshot 5f0c…-… -o shot.png --width 640 --key-file portal.key",
+    "screenshot": "guacbridge screenshot 5f0c2d1e-7a3b-4c5d-9e8f-0a1b2c3d4e5f -o shot.png"
+                  " --width 640 --key-file portal.key",
     "newkey": "guacbridge newkey            # prints k20260101ab12:<base64>; put it first",
     "rekey": "GUACBRIDGE_SECRET_KEYS=k2:…,k1:… guacbridge rekey",
 }

@@ -61,8 +61,7 @@ class Screenshots:
         conn, joined = await self._connect(grant, deadline)
         lost = False
         try:
-            remaining = max(0.0, deadline - time.monotonic())
-            png = await self._frame(conn, deadline, width, remaining)
+            png = await self._frame(conn, deadline, width)
         except (OSError, EOFError) as e:
             lost = True
             raise ConsoleError(502, f"guacd ended the screenshot's connection before a"
@@ -96,8 +95,8 @@ class Screenshots:
                                ) from None
         return conn, False
 
-    async def _frame(self, conn: GuacdConnection, deadline: float, width: int | None,
-                     limit: float) -> bytes:
+    async def _frame(self, conn: GuacdConnection, deadline: float,
+                     width: int | None) -> bytes:
         screen = Screen()
         framed_at: float | None = None       # when the first complete frame came
         drawn_at = 0.0                       # when the latest frame that drew anything came
@@ -111,7 +110,7 @@ class Screenshots:
             if wait <= 0:
                 if framed_at is None:
                     raise ConsoleError(504, f"no complete frame of the console's screen came"
-                                            f" within {limit:g} s (screenshots.timeout):"
+                                            f" within {self.timeout:g} s (screenshots.timeout):"
                                             " guacd or the console's server is slow or"
                                             " not drawing; try again")
                 return screen.png(width)
@@ -128,6 +127,11 @@ class Screenshots:
                 elif opcode == "error":
                     raise ConsoleError(502, "guacd refused the screenshot's connection: "
                                             f"{args[0] if args else 'error'}")
+                elif opcode == "required":       # guacd would wait for the answer forever
+                    raise ConsoleError(409, "the console's server asks for credentials the"
+                                            f" console was not given ({', '.join(args)}):"
+                                            " a screenshot has no one to ask; it works"
+                                            " while the console's page is connected")
                 elif opcode == "disconnect":
                     raise EOFError("guacd disconnected")
                 drew = drew or opcode in DRAWING

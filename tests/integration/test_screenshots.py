@@ -155,6 +155,17 @@ def test_a_closed_console_has_no_screenshot(service, vnc_target):
     assert r.status_code == 409 and "has ended" in r.json()["details"]
 
 
+def test_a_console_whose_server_asks_for_a_password_it_lacks_is_a_409_at_once(service,
+                                                                            vnc_target):
+    reply = service.create({k: v for k, v in vnc_target.items() if k != "password"})
+    started = time.monotonic()
+    r = service.api("GET", f"/api/v1/consoles/{reply['id']}/screenshot")
+    assert r.status_code == 409, r.text
+    assert "asks for credentials the console was not given (password)" in r.json()["details"]
+    assert time.monotonic() - started < 5                 # not the whole timeout
+    assert service.get(reply["id"])["state"] == "pending"
+
+
 @pytest.fixture
 def silent_server():
     """A port that accepts and then says nothing: a VNC server that never draws."""
@@ -179,7 +190,7 @@ def test_no_complete_frame_within_the_timeout_is_a_504_with_details(guacd, silen
     finally:
         quick.stop()
     assert r.status_code == 504, r.text
-    assert "no complete frame" in r.json()["details"]
+    assert "no complete frame of the console's screen came within 1.5 s" in r.json()["details"]
     assert "screenshots.timeout" in r.json()["details"]
     assert 1.4 < took < 5
 
