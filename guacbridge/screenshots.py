@@ -34,8 +34,10 @@ from .targets import Targets
 log = logging.getLogger(__name__)
 
 SETTLE = 0.3         # seconds without drawing after a complete frame: the screen is shown
+SETTLE_LOGIN = 0.6   # the same for a terminal's login, whose output comes in pieces
 MORE_AT_MOST = 2.0   # seconds past the first complete frame, however busy the screen
 CAPS = Capabilities(name="guacbridge screenshot")
+TERMINALS = frozenset({"ssh", "telnet"})     # guacd draws their terminal before the login
 # Drawing instructions: a frame that holds none of them changed nothing.
 DRAWING = frozenset({"img", "blob", "end", "png", "copy", "transfer", "rect", "cfill",
                      "lfill", "size", "move", "shade", "dispose"})
@@ -59,9 +61,13 @@ class Screenshots:
                                     f" ({grant.close_reason or 'closed'}): nothing to show")
         deadline = time.monotonic() + self.timeout
         conn, joined = await self._connect(grant, deadline)
+        # A new terminal's first frame is its empty screen: wait for the login's output,
+        # which comes in pieces (the message of the day, then the shell's prompt).
+        login = not joined and grant.target.protocol in TERMINALS
         lost = False
         try:
-            png = await self._frame(conn, deadline, width)
+            png = await self._frame(conn, deadline, width, *((2, SETTLE_LOGIN) if login
+                                                             else (1, SETTLE)))
         except (OSError, EOFError) as e:
             lost = True
             raise ConsoleError(502, f"guacd ended the screenshot's connection before a"
@@ -95,20 +101,24 @@ class Screenshots:
                                ) from None
         return conn, False
 
-    async def _frame(self, conn: GuacdConnection, deadline: float,
-                     width: int | None) -> bytes:
+    async def _frame(self, conn: GuacdConnection, deadline: float, width: int | None,
+                     frames: int, settle: float) -> bytes:
+        """The screen once *frames* complete frames that drew came and then nothing was
+        drawn for *settle* seconds (or at the deadline, with fewer); 504 when not even one
+        came."""
         screen = Screen()
-        framed_at: float | None = None       # when the first complete frame came
+        drawing_frames = 0
+        framed_at: float | None = None       # when the frames asked for had come
         drawn_at = 0.0                       # when the latest frame that drew anything came
         drew = False                         # drawing since the last sync
         while True:
             now = time.monotonic()
             if framed_at is not None:
-                wait = min(drawn_at + SETTLE, framed_at + MORE_AT_MOST, deadline) - now
+                wait = min(drawn_at + settle, framed_at + MORE_AT_MOST, deadline) - now
             else:
                 wait = deadline - now
             if wait <= 0:
-                if framed_at is None:
+                if not drawing_frames:
                     raise ConsoleError(504, f"no complete frame of the console's screen came"
                                             f" within {self.timeout:g} s (screenshots.timeout):"
                                             " guacd or the console's server is slow or"
@@ -136,11 +146,11 @@ class Screenshots:
                     raise EOFError("guacd disconnected")
                 drew = drew or opcode in DRAWING
                 if screen.apply(opcode, args):
-                    now = time.monotonic()
-                    if framed_at is None:
-                        framed_at = drawn_at = now
-                    elif drew:
-                        drawn_at = now
+                    if drew or not drawing_frames:
+                        drawing_frames += 1
+                        drawn_at = time.monotonic()
+                    if framed_at is None and drawing_frames >= frames:
+                        framed_at = drawn_at
                     drew = False
             if replies:
                 conn.writer.write("".join(replies).encode())
