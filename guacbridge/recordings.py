@@ -11,8 +11,10 @@ guacbridge names each connection's part itself (:meth:`Recordings.connection`): 
 suffixes stop at ``.255``, after which guacd records nothing and the session goes on.
 
 With ``policy = "always"`` a console must not be seen unrecorded: the tunnel holds back the
-connection's first frame until the file guacd should have made is there
-(:meth:`Recordings.made`), and ends the connection when it does not appear.
+first of guacd's messages that shows anything of the desktop (:func:`shows_desktop`: the
+first frame's sync, or an image, a fill, a copy, a stream's data before it) until the file
+guacd should have made is there (:meth:`Recordings.made`), and ends the connection when it
+does not appear.
 """
 from __future__ import annotations
 
@@ -88,6 +90,22 @@ class Expected:
 UNRECORDED = ("This console must be recorded and its recording could not be created: guacd"
               " made no recording file, so the console was closed before it was shown. The"
               " service's log says why.")
+
+
+# What in guacd's stream carries anything of the desktop: a frame's end, pixels (images and
+# their stream data, fills, copies, the cursor), or other streams' data (audio, clipboard,
+# files). guacd creates a connection's recording before it draws, so checking at the first
+# of these is as sound as at the first sync, and nothing of the desktop goes out before it
+# (a large first frame spans several reads: its images came before its sync).
+_SHOWS = ("4.sync,", "3.img,", "4.blob,", "3.png,", "4.jpeg,", "5.cfill,", "5.lfill,",
+          "4.copy,", "8.transfer,", "6.cursor,", "5.audio,", "5.video,", "9.clipboard,",
+          "4.file,", "4.pipe,")
+
+
+def shows_desktop(text: str) -> bool:
+    """Whether guacd's *text* (whole instructions) may show something of the desktop; a
+    value that merely contains such a name counts too (the check comes early, not late)."""
+    return any(opcode in text for opcode in _SHOWS)
 
 
 def part_name(console_id: str, part: int) -> str:

@@ -34,7 +34,7 @@ from ..guacd_pool import GuacdPool
 from ..limits import Limited, Throttle
 from ..live import LiveTunnels
 from ..metrics import Metrics
-from ..recordings import UNRECORDED, Expected, Recordings
+from ..recordings import UNRECORDED, Expected, Recordings, shows_desktop
 from ..sessions import SECRET_OPCODE, Sessions
 from ..shares import Shares, Viewer
 from ..status import Status
@@ -253,11 +253,12 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
         self.end(status, f"guacd: {message}" if status else "guacd ended the session")
 
     async def _recorded(self, text: str) -> bool:
-        """Before *text* holding the connection's first frame reaches the browser: is guacd
-        recording it (Recordings.verify)? False ends the tunnel: with policy always the
-        browser sees an error, never the desktop."""
+        """Before *text* showing anything of the desktop reaches the browser (the first
+        frame, or its images before its sync): is guacd recording it (Recordings.verify)?
+        False ends the tunnel: with policy always the browser sees an error, never the
+        desktop."""
         expected = self.recording
-        if expected is None or "4.sync," not in text:
+        if expected is None or not shows_desktop(text):
             return True
         self.recording = None
         why = await self.recordings.verify(expected)

@@ -58,9 +58,9 @@ class FakeGuacd:
 
 
 @contextlib.asynccontextmanager
-async def gateway(tmp_path, guacd_port: int):
+async def gateway(tmp_path, guacd_port: int, **more):
     settings = config.load(env={}, data_dir=str(tmp_path), guacd=f"127.0.0.1:{guacd_port}",
-                           api_keys="t:k")
+                           api_keys="t:k", **more)
     parts = assemble(settings, SqliteGrantStore(settings.sqlite_path), load_agents(settings))
     server = tornado.httpserver.HTTPServer(make_app(parts))
     sock = socket.socket()
@@ -79,6 +79,35 @@ async def open_tunnel(parts, port):
     reply = await parts.consoles.open({"target": TARGET}, owner="t")
     url = f"ws://127.0.0.1:{port}/tunnel?token={reply['websocket']['token']}"
     return await tornado.websocket.websocket_connect(url, subprotocols=["guacamole"])
+
+
+def test_an_unrecorded_first_frame_shows_nothing_even_when_its_images_come_before_its_sync(
+        tmp_path):
+    """policy always, and guacd made no file: a first frame too large for one read sends
+    its images before its sync; none of it may reach the browser, only the error."""
+    first_part = (protocol.encode("size", 0, 1024, 768)
+                  + protocol.encode("img", 1, 14, 0, "image/png", 0, 0)
+                  + protocol.encode("blob", 1, "iVBORw0KGgo" + "A" * 4000))
+
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start(), recordings_dir=str(tmp_path / "rec"),
+                           recordings_policy="always", recordings_verify_timeout=0.3) \
+                as (parts, port):
+            ws = await open_tunnel(parts, port)
+            await ws.read_message()                       # the tunnel id
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            guacd.writer.write(first_part.encode())
+            await guacd.writer.drain()
+            await asyncio.sleep(0.6)                      # the rest of the frame comes later
+            guacd.writer.write((protocol.encode("end", 1) + protocol.encode("sync", 1)).encode())
+            seen = []
+            while (message := await asyncio.wait_for(ws.read_message(), 5)) is not None:
+                seen += [protocol.parse(raw) for raw in protocol.split(message)]
+            return seen, ws.close_code
+    seen, close_code = asyncio.run(scenario())
+    assert [elements[0] for elements in seen] == ["error"], seen
+    assert seen[0][2] == str(0x0200) and close_code == 1011
 
 
 def test_pings_are_echoed_and_internal_instructions_never_reach_guacd(tmp_path):
