@@ -309,6 +309,13 @@ class Recordings:
                 return f
         raise RecordingError(404, f"console {console_id} has no recording part {part}")
 
+    def path(self, console_id: str, part: int) -> pathlib.Path:
+        """Where a part's file is, without reading it (:meth:`file` measures it too)."""
+        for entry, number in self._parts(console_id):
+            if number == part:
+                return pathlib.Path(entry.path)
+        raise RecordingError(404, f"console {console_id} has no recording part {part}")
+
     def expired(self, now: float | None = None) -> list[pathlib.Path]:
         """Files last written longer than the retention ago."""
         limit = (time.time() if now is None else now) - self.retention

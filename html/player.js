@@ -1,7 +1,9 @@
 // The player page: plays a console's recording (guacd's own protocol) with
 // Guacamole.SessionRecording. The one-time player link's token arrives in the URL fragment,
 // is traded once for a playback session kept in this tab, and the files are fetched with it.
-// Two looks at the API: the session (what parts there are), then one file per part.
+// Two looks at the API: the session (what parts there are), then one file per part. With
+// more than one part, a list beside the display shows each part's first screen (a thumbnail
+// guacbridge draws), fetched with the session as the files are once the list item is seen.
 import Guacamole from './vendor/guacamole-common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -81,9 +83,65 @@ function showPosition() {
   $('position').textContent = `${clock(rec.getPosition())} / ${clock(rec.getDuration())}`;
 }
 
+const THUMB_WIDTH = 160;         // CSS pixels; fetched for the screen's pixel density
+
+// A part's thumbnail, fetched (the session is a header, never in a URL) when it comes into
+// view, shown from a blob: URL, which the page's Content-Security-Policy allows for images.
+async function showThumbnail(img) {
+  const width = Math.round(THUMB_WIDTH * Math.min(2, window.devicePixelRatio || 1));
+  try {
+    const response = await api(`file/${img.dataset.part}/thumbnail?width=${width}`);
+    img.src = URL.createObjectURL(await response.blob());
+    await img.decode();
+    img.height = Math.round(THUMB_WIDTH * img.naturalHeight / img.naturalWidth);
+    img.dataset.state = 'loaded';
+  } catch (e) {
+    img.dataset.state = 'missing';
+    img.title = e.message || 'No picture of this part';
+  }
+}
+
+const thumbnails = new IntersectionObserver((entries, observer) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    observer.unobserve(entry.target);
+    showThumbnail(entry.target);
+  }
+}, { root: $('parts'), rootMargin: '200px' });
+
+function partItem(file) {
+  const item = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'player-part';
+  button.dataset.part = String(file.part);
+  const img = new Image(THUMB_WIDTH, Math.round(THUMB_WIDTH * 3 / 4));
+  img.alt = `First screen of part ${file.part + 1}`;
+  img.loading = 'lazy';
+  img.decoding = 'async';
+  img.dataset.part = String(file.part);
+  const label = document.createElement('span');
+  label.textContent = `Part ${file.part + 1} (${clock(file.duration * 1000)})`;
+  button.append(img, label);
+  button.addEventListener('click', () => load(file.part));
+  item.append(button);
+  thumbnails.observe(img);
+  return item;
+}
+
+function showParts(files) {
+  $('parts-list').replaceChildren(...files.map(partItem));
+  $('parts').hidden = files.length < 2;
+  document.body.classList.toggle('with-parts', files.length >= 2);
+}
+
 async function load(part) {
   player.recording?.pause();
   player.part = part;
+  for (const button of document.querySelectorAll('.player-part')) {
+    if (button.dataset.part === String(part)) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
   setState('loading');
   showStatus('Loading the recording…');
   $('play').disabled = true;
@@ -137,7 +195,6 @@ $('seek').addEventListener('change', () => {
   player.dragging = false;
   player.recording?.seek(Number($('seek').value));
 });
-$('parts').addEventListener('change', () => load(Number($('parts').value)));
 window.addEventListener('resize', fit, { passive: true });
 setInterval(showPosition, 250);
 
@@ -145,9 +202,7 @@ async function start() {
   try {
     const info = await startSession();
     player.files = info.files;
-    $('parts').replaceChildren(...info.files.map((f) => new Option(
-      `${f.part + 1} (${clock(f.duration * 1000)})`, String(f.part))));
-    $('parts-label').hidden = info.files.length < 2;
+    showParts(info.files);
     await load(info.files[0].part);
   } catch (e) {
     sessionStorage.removeItem(storeKey);

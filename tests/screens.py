@@ -1,4 +1,8 @@
-"""What browser tests compare screens with: JavaScript for Playwright's ``evaluate``."""
+"""What tests compare screens with: JavaScript for Playwright's ``evaluate``, and the X
+server's own picture of a desktop."""
+import struct
+
+from PIL import Image
 
 # How many pixels of two same-sized PNGs (data URLs) differ visibly.
 COMPARE = """async ([a, b]) => {
@@ -37,3 +41,16 @@ COUNT_LIT_PIXELS = """() => {
     for (let i = 0; i < data.length; i += 4 * 97) if (data[i] + data[i+1] + data[i+2]) lit++;
     return lit;
 }"""
+
+
+def xwd_image(data: bytes) -> Image.Image:
+    """An X window dump (``xwd -root``) of a 24-bit TrueColor display as a Pillow image:
+    what the desktop's own X server shows, to compare with what was drawn from guacd."""
+    (header_size, _, _, _, width, height, _, byte_order, _, _, _, bits_per_pixel,
+     bytes_per_line, _, _, _, _, _, _, colours) = struct.unpack(">20I", data[:80])
+    if bits_per_pixel != 32:
+        raise ValueError(f"xwd with {bits_per_pixel} bits per pixel: a 24-bit display expected")
+    start = header_size + 12 * colours
+    mode = "BGRX" if byte_order == 0 else "XRGB"
+    return Image.frombytes("RGB", (width, height), data[start:start + bytes_per_line * height],
+                           "raw", mode, bytes_per_line)

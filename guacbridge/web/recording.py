@@ -1,6 +1,8 @@
 """A console's recording over HTTP: its description and files for API callers
-(``GET /api/v1/consoles/{id}/recording``, ``…/recording/{part}``; scope: read), and the player
-page (``/recording/{id}``) that plays it with guacamole-common-js's ``SessionRecording``.
+(``GET /api/v1/consoles/{id}/recording``, ``…/recording/{part}``, a part's first frame as a
+small PNG at ``…/recording/{part}/thumbnail``; scope: read), and the player page
+(``/recording/{id}``) that plays it with guacamole-common-js's ``SessionRecording`` and lists
+its parts with their thumbnails.
 
 The API's answer carries a one-time player link (like a console link); the page trades that
 link's token for a playback session, and fetches the files with it.
@@ -18,11 +20,15 @@ from ..errors import ConsoleError
 from ..grants import Refused
 from ..recordings import PATH_PARAM, RecordingError, RecordingFile, Recordings
 from ..shares import Shares
+from ..thumbnails import Thumbnails, width_of
 from .access import RedactedLogging
 from .api import JsonHandler, answers
 from .page import CSP
 
 CHUNK = 256 * 1024
+# The console page's policy without its WebSocket origin: the player only fetches from here
+# (its files and thumbnails, shown from blob: URLs).
+PLAYER_CSP = CSP.replace(" {tunnel}", "")
 PLAYBACK_HEADER = "X-Playback-Session"
 
 
@@ -67,6 +73,19 @@ async def send_file(handler: tornado.web.RequestHandler, recordings: Recordings,
     handler.finish()
 
 
+async def send_thumbnail(handler: tornado.web.RequestHandler, recordings: Recordings,
+                         thumbnails: Thumbnails, console_id: str, part: int) -> None:
+    """A part's first complete frame as a PNG, ``?width=`` pixels wide (default 160)."""
+    try:
+        width = width_of(handler.get_query_argument("width", None))
+        path = await asyncio.to_thread(recordings.path, console_id, part)
+        png = await thumbnails.png(path, width)
+    except RecordingError as e:
+        raise ConsoleError(e.status, e.details) from None
+    handler.set_header("Content-Type", "image/png")
+    handler.finish(png)
+
+
 class WithShares(JsonHandler):
     """The endpoints of shares and recordings (player links are shares)."""
 
@@ -98,9 +117,24 @@ class RecordingFileApiHandler(WithShares):
         await send_file(self, self.recordings, console_id, int(part))
 
 
+class WithThumbnails(WithShares):
+    def initialize(self, thumbnails: Thumbnails,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
+        self.thumbnails = thumbnails
+
+
+class ThumbnailApiHandler(WithThumbnails):
+    @answers
+    async def get(self, console_id: str, part: str) -> None:
+        await self.owned(console_id, self.api_key("read"))     # as the file itself
+        await self.describe(console_id)
+        await send_thumbnail(self, self.recordings, self.thumbnails, console_id, int(part))
+
+
 class PlayerPageHandler(RedactedLogging, tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
-        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("Content-Security-Policy", PLAYER_CSP)
         self.set_header("Referrer-Policy", "no-referrer")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
@@ -135,13 +169,29 @@ class PlayerFileHandler(WithShares):
         await send_file(self, self.recordings, console_id, int(part))
 
 
+class PlayerThumbnailHandler(WithThumbnails):
+    @answers
+    async def get(self, console_id: str, part: str) -> None:
+        try:
+            await self.shares.by_secret(console_id,
+                                        self.request.headers.get(PLAYBACK_HEADER, ""),
+                                        modes=("playback",))
+        except Refused as e:
+            raise ConsoleError(403, e.reason) from None
+        await send_thumbnail(self, self.recordings, self.thumbnails, console_id, int(part))
+
+
 def routes(cs: dict[str, Any]) -> list[tuple]:
     """*cs*: what WithShares takes."""
     uuid = r"([0-9a-f-]{36})"
+    thumbs = {**cs, "thumbnails": Thumbnails()}      # one cache per application
     return [
         (rf"/api/v1/consoles/{uuid}/recording", RecordingApiHandler, cs),
         (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,6}})", RecordingFileApiHandler, cs),
+        (rf"/api/v1/consoles/{uuid}/recording/(\d{{1,6}})/thumbnail", ThumbnailApiHandler,
+         thumbs),
         (rf"/recording/{uuid}", PlayerPageHandler),
         (rf"/recording/{uuid}/session", PlayerSessionHandler, cs),
         (rf"/recording/{uuid}/file/(\d{{1,6}})", PlayerFileHandler, cs),
+        (rf"/recording/{uuid}/file/(\d{{1,6}})/thumbnail", PlayerThumbnailHandler, thumbs),
     ]

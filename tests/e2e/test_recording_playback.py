@@ -1,5 +1,6 @@
 """Someone types into a recorded console in Chromium; later the player page plays the
-recording back, and its last frame is the screen the person saw (the typed text included)."""
+recording back, and its last frame is the screen the person saw (the typed text included);
+with several parts, its list shows each part's first screen and plays the one chosen."""
 import time
 
 import pytest
@@ -117,8 +118,15 @@ def test_a_player_link_works_once(recorded, vnc_desktop, context):
     other.context.close()
 
 
+# Each thumbnail of the list once shown: its size as decoded, and whether it is drawn.
+THUMBNAILS = """() => [...document.querySelectorAll('#parts img')].map((img) => ({
+  alt: img.alt, loading: img.loading, complete: img.complete, width: img.width,
+  naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
+  src: img.src.split(':')[0], state: img.dataset.state || '' }))"""
+
+
 def test_each_connection_of_a_console_is_a_part_the_player_can_choose(recorded, vnc_desktop,
-                                                                     context):
+                                                                     context, artifacts):
     reply = recorded.create(target(vnc_desktop), recording=True)
     page = context.new_page()
     page.goto(reply["url"])
@@ -136,14 +144,31 @@ def test_each_connection_of_a_console_is_a_part_the_player_can_choose(recorded, 
     info = recorded.api("GET", f"/api/v1/consoles/{reply['id']}/recording").json()
     assert [f["part"] for f in info["files"]] == [0, 1]
     player = context.new_page()
+    failed = []
+    player.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
     player.goto(info["player_url"])
     player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
     assert player.evaluate("window.guacbridgePlayer.part") == 0
-    player.locator("#parts").select_option("1")
+
+    # The list of parts: each with its first screen, drawn by guacbridge, loaded.
+    parts = player.get_by_role("navigation", name="Parts of the recording")
+    assert parts.is_visible()
+    player.locator("#parts img[data-state='loaded']").nth(1).wait_for(timeout=15000)
+    shown = player.evaluate(THUMBNAILS)
+    assert [t["alt"] for t in shown] == ["First screen of part 1", "First screen of part 2"]
+    for thumbnail in shown:
+        assert thumbnail["complete"] and thumbnail["naturalWidth"] == 160, shown
+        assert thumbnail["naturalHeight"] == 120 and thumbnail["width"] == 160, shown
+        assert thumbnail["loading"] == "lazy" and thumbnail["src"] == "blob", shown
+    assert not failed, failed                 # nothing refused, by the CSP or otherwise
+    player.locator("#parts-list").screenshot(path=str(artifacts / "recording-parts.png"))
+
+    player.get_by_role("button", name="Part 2").click()
     player.wait_for_timeout(200)
     player.locator("body[data-state='paused']").wait_for(state="attached", timeout=15000)
     assert player.evaluate("window.guacbridgePlayer.part") == 1
     assert player.evaluate("window.guacbridgePlayer.recording.getDuration()") > 500
+    assert player.get_by_role("button", name="Part 2").get_attribute("aria-current") == "true"
 
 
 # Every value the page's state takes, from its first script on (the desktop shows at 3).

@@ -1,14 +1,23 @@
 """Session recording against the real guacd and Xvnc: guacd writes the recording where
-guacbridge set it, the API describes it and hands it out, keystrokes are kept only when
-asked for, old recordings go after the retention, and a guacd that writes elsewhere is
-reported in words that say what to fix."""
+guacbridge set it, the API describes it and hands it out (each part's first screen as a
+thumbnail too, to those who may read the recording), keystrokes are kept only when asked
+for, old recordings go after the retention, and a guacd that writes elsewhere is reported in
+words that say what to fix."""
 import asyncio
+import io
 import os
+import secrets
+import subprocess
 import time
+import urllib.parse
 
 import pytest
+import requests
+from PIL import Image, ImageChops, ImageStat
 
-from guacbridge import protocol
+import leaks
+from guacbridge import apikeys, protocol
+from screens import xwd_image
 from service_fixtures import start_service
 
 pytestmark = pytest.mark.integration
@@ -182,3 +191,86 @@ def test_readiness_reports_a_recordings_directory_it_cannot_have(guacd, tmp_path
         assert "does not exist" in r.json()["checks"]["recordings"]
     finally:
         s.stop()
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, str]:
+    """A key that may open consoles but not read recordings, and another owner's reader."""
+    found = {"opener": secrets.token_urlsafe(32), "other": secrets.token_urlsafe(32)}
+    leaks.remember(*found.values())
+    return found
+
+
+@pytest.fixture(scope="module")
+def keyed_recorded(guacd, tmp_path_factory, keys):
+    workdir = tmp_path_factory.mktemp("keyed-recorded")
+    scopes = {"opener": ["create"], "other": ["read"]}
+    blocks = [apikeys.toml_block(apikeys.ApiKey(name, apikeys.digest(keys[name]),
+                                                frozenset(scopes[name]))) for name in scopes]
+    folder = workdir / "recordings"
+    (workdir / "guacbridge.toml").write_text(f'[recordings]\ndir = "{folder}"\n\n'
+                                            + "\n".join(blocks))
+    s = start_service(workdir, f"{guacd.host}:{guacd.port}",
+                      GUACBRIDGE_CONFIG=str(workdir / "guacbridge.toml"))
+    s.recordings = folder
+    yield s
+    s.stop()
+
+
+def desktop_now(vnc_desktop) -> Image.Image:
+    """The desktop as its X server has it (Xvnc's own framebuffer, not guacd's picture)."""
+    dump = subprocess.run(["xwd", "-root", "-silent", "-display", f":{vnc_desktop.display}"],
+                          capture_output=True, check=True, timeout=10).stdout
+    return xwd_image(dump)
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean difference of two same-sized pictures per colour channel, 0 … 255."""
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def test_a_parts_thumbnail_is_the_desktop_it_recorded(keyed_recorded, vnc_desktop, vnc_target,
+                                                      tunnel, keys):
+    s = keyed_recorded
+    opened = s.api("POST", "/api/v1/consoles", key=keys["opener"],
+                   json={"target": vnc_target, "recording": True})
+    assert opened.status_code == 201, opened.text
+    reply = opened.json()
+    asyncio.run(type_into(tunnel, reply, ": thumbnail"))
+    desktop = desktop_now(vnc_desktop)
+    path = f"/api/v1/consoles/{reply['id']}/recording/0/thumbnail"
+
+    r = s.api("GET", path)                                  # the admin key may read it
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "image/png"
+    thumbnail = Image.open(io.BytesIO(r.content)).convert("RGB")
+    assert thumbnail.size == (160, 120)                     # 1024x768, 160 wide
+    assert max(ImageStat.Stat(thumbnail).stddev) > 20       # not one flat colour
+    seen = desktop.resize(thumbnail.size, Image.Resampling.LANCZOS)
+    blank = Image.new("RGB", thumbnail.size)
+    assert difference(thumbnail, seen) < 4, difference(thumbnail, seen)    # 0.4 measured
+    assert difference(blank, seen) > 40                    # 79 measured: not black
+
+    wide = s.api("GET", path + "?width=512")
+    assert Image.open(io.BytesIO(wide.content)).size == (512, 384)
+    bad = s.api("GET", path + "?width=5000")
+    assert bad.status_code == 400 and "from 16 to 1024" in bad.json()["details"]
+    missing = s.api("GET", f"/api/v1/consoles/{reply['id']}/recording/7/thumbnail")
+    assert missing.status_code == 404
+    assert missing.json()["details"] == f"console {reply['id']} has no recording part 7"
+
+    # Who may read the recording may see its thumbnail; nobody else.
+    refused = s.api("GET", path, key=keys["opener"])
+    assert refused.status_code == 403 and "lacks the scope 'read'" in refused.json()["details"]
+    theirs = s.api("GET", path, key=keys["other"])
+    assert theirs.status_code == 404 and "no console" in theirs.json()["details"]
+    assert s.api("GET", path, key=None).status_code == 401
+    player = s.api("GET", f"/api/v1/consoles/{reply['id']}/recording").json()["player_url"]
+    page = f"{s.base_url}/recording/{reply['id']}"
+    assert requests.get(f"{page}/file/0/thumbnail", timeout=5).status_code == 403
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(player).fragment)["token"][0]
+    session = requests.post(f"{page}/session", json={"token": token}, timeout=5).json()
+    leaks.remember(session["session"])
+    seen_by_player = requests.get(f"{page}/file/0/thumbnail", timeout=5,
+                                  headers={"X-Playback-Session": session["session"]})
+    assert seen_by_player.status_code == 200 and seen_by_player.content == r.content
