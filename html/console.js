@@ -379,9 +379,10 @@ function scheduleRetry(status, dropped) {
   const { text, hint } = dropped
     ? { text: 'The connection to the console was lost.', hint: 'Check your network.' }
     : describeError(status.code, status.message);
-  // The server's own words say why (e.g. "VM web-12 is not running"), retries or not.
+  // The server's own words say why (e.g. "VM web-12 is not running"), retries or not: a
+  // sentence of their own, before the countdown.
   const own = !dropped && status.message && !/^\d+$/.test(status.message)
-    ? `${status.message} ` : '';
+    ? `${status.message.replace(/[^.!?]$/, '$&.')} ` : '';
   let left = RETRY_SECONDS;
   document.body.dataset.reconnecting = String(session.attempts);
   const tick = () => {
