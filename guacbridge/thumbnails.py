@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import io
 import pathlib
 import time
+
+from PIL import Image
 
 from . import protocol
 from .recordings import RecordingError
@@ -82,7 +85,16 @@ def draw(path: pathlib.Path, width: int, max_bytes: int = MAX_BYTES,
         raise RecordingError(500, f"the recording cannot be read: {e.strerror}") from None
     if not all(screen.size):
         raise RecordingError(409, f"this part has no picture to show: {why}")
-    return Thumbnail(screen.png(width), complete)
+    png = screen.png(width)
+    if not complete and _empty(png):       # sized, but nothing drawn on it
+        raise RecordingError(409, f"this part has no picture to show: {why}")
+    return Thumbnail(png, complete)
+
+
+def _empty(png: bytes) -> bool:
+    """Whether a (small) picture is transparent all over: a display nothing was drawn on."""
+    with Image.open(io.BytesIO(png)) as image:
+        return image.mode == "RGBA" and image.getchannel("A").getextrema() == (0, 0)
 
 
 class Thumbnails:

@@ -90,7 +90,8 @@ def test_a_file_that_is_not_a_recording_has_no_thumbnail(tmp_path):
 
 def test_a_huge_part_without_a_frame_is_read_only_so_far(tmp_path):
     part = tmp_path / "part"
-    part.write_text(protocol.encode("nop") * 200_000)      # 1.2 MB and never a frame
+    part.write_text(protocol.encode("size", 0, 640, 480)   # 1.2 MB and never a frame
+                    + protocol.encode("nop") * 200_000)
     with pytest.raises(RecordingError) as e:
         draw(part, 160, max_bytes=256 * 1024)
     assert e.value.status == 409 and "no frame was complete within its first 256 KiB" \
