@@ -148,6 +148,35 @@ def test_a_live_consoles_screenshot_joins_its_connection_read_only(service, vnc_
     assert taken and taken[-1]["joined"] is True, events
 
 
+def test_a_live_ssh_consoles_screenshot_shows_the_users_own_terminal(service, sshd,
+                                                                     console_user, tunnel):
+    reply = service.create({"protocol": "ssh", "hostname": sshd["host"], "port": sshd["port"],
+                            "username": console_user["name"],
+                            "password": console_user["password"]})
+    typed = "clear; for i in 1 2 3 4 5 6; do echo HHHHHHHHHHHHHHHH; done\r"
+
+    def users_screen(lines) -> bool:
+        # after the clear: six rows of H exactly as wide as each other, then the next prompt
+        return len(lines) == 7 and [line[2:] for line in lines[:6]] == [lines[0][2:]] * 6
+
+    async def scenario():
+        async with tunnel(reply) as t:
+            await t.until("sync")
+            await t.drain(1.5)                             # the shell prompt
+            for ch in typed:
+                keysym = 0xFF0D if ch == "\r" else ord(ch)
+                t.send(protocol.encode("key", keysym, 1) + protocol.encode("key", keysym, 0))
+            for _ in range(10):                            # a busy machine runs it later
+                await t.drain(0.5)
+                lines = text_lines(await asyncio.to_thread(screenshot, service, reply["id"]))
+                if users_screen(lines):
+                    break
+            return lines
+    lines = asyncio.run(scenario())
+    # what the user's page shows, not a fresh login of the screenshot's own
+    assert users_screen(lines), lines
+
+
 def test_a_closed_console_has_no_screenshot(service, vnc_target):
     reply = service.create(vnc_target)
     service.delete(reply["id"])
