@@ -172,7 +172,8 @@ def _free_display() -> int:
 
 def start_desktop(workdir: pathlib.Path, password: str, geometry: str = "1024x768",
                   port: int | None = None, display: int | None = None) -> Desktop:
-    """Xvnc (VNC auth, loopback only) with twm and one xterm at the top left."""
+    """Xvnc (VNC auth, loopback only) with twm and one xterm (a plain bash, in *workdir*)
+    at the top left."""
     xvnc = _which("Xvnc", "tigervnc-standalone-server")
     vncpasswd = _which("vncpasswd", "tigervnc-tools")
     twm = _which("twm", "twm")
@@ -201,8 +202,11 @@ def start_desktop(workdir: pathlib.Path, password: str, geometry: str = "1024x76
         wait_for_port("127.0.0.1", port, 10, xvnc_part)
         env = {"DISPLAY": f":{display}", "SHELL": "/bin/bash"}
         parts.append(_spawn("twm", [twm, "-f", str(workdir / "twmrc")], workdir, env))
+        # A plain bash, not the user's rc files: one that waits (a version manager's lock
+        # left behind) would leave what is typed in the first minute to a shell not reading.
         parts.append(_spawn("xterm", [xterm, "-geometry", "100x30+0+0", "-title",
-                                      "guacbridge-demo"], workdir, env))
+                                      "guacbridge-demo", "-e", "/bin/bash", "--norc",
+                                      "--noprofile"], workdir, env))
         _wait_for_window(xwininfo, env, "guacbridge-demo", 10, parts[1:])
     except BaseException:
         for part in reversed(parts):
