@@ -254,6 +254,18 @@ class Settings:
     limits_agent_timeout: int = setting(
         "limits.agent_timeout", None, 30, values.positive,
         "Seconds an agent may take to resolve a target before the request answers 504")
+    # Serial consoles (serial_bridge.py): where guacd reaches each connection's telnet
+    # listener, how long it has to connect, how much of a line's output is kept.
+    serial_listen_address: str = setting(
+        "serial.listen_address", None, "127.0.0.1", values.text(253),
+        "Address the serial bridge listens on for guacd (one connection per listener, "
+        "ephemeral port): one guacd reaches and nobody else should")
+    serial_accept_timeout: int = setting(
+        "serial.accept_timeout", None, 15, values.positive,
+        "Seconds guacd has to connect to a serial bridge's listener before it closes")
+    serial_output_bytes: int = setting(
+        "serial.output_bytes", None, 65536, values.positive,
+        "Bytes of a serial console's last output kept for GET /api/v1/consoles/{id}/output")
     idle_timeout: int = setting(
         "consoles.idle_timeout", None, 1800, values.count,
         "End a console after this many seconds without key or mouse input; 0: never")

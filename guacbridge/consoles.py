@@ -117,6 +117,9 @@ class Consoles:
                       power=request.power, follows=follow)
         logs.console_id.set(grant.id)
         guacamole = request.sink == "guacamole"
+        if guacamole and target.protocol == "serial":
+            raise ConsoleError(400, "a serial console needs guacbridge's bridge at every"
+                                    " connect: use the direct sink")
         if guacamole:   # no token to use: the session starts now, in Guacamole
             grant = dataclasses.replace(grant, consumed_at=now, deadline=now + grant.duration,
                                         sink="guacamole", sink_state="provisioning")

@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-DEFAULT_PORTS = {"vnc": 5900, "rdp": 3389, "ssh": 22, "telnet": 23}
+# serial: IPMI's RMCP+ port (ipmi-sol); other line kinds name their port.
+DEFAULT_PORTS = {"vnc": 5900, "rdp": 3389, "ssh": 22, "telnet": 23, "serial": 623}
 
 _COMMON = {"hostname", "port", "read-only", "disable-copy", "disable-paste"}
 _TERMINAL = {"username", "password", "color-scheme", "font-name", "font-size", "scrollback",
@@ -34,6 +35,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "telnet": frozenset(_COMMON | _TERMINAL | {"username-regex", "password-regex",
                                                "login-success-regex", "login-failure-regex",
                                                "timeout"}),
+    # A serial line (serial.py) shown through guacd's telnet (serial_bridge.py): ``line``
+    # names its kind, hostname/port its real far end (a BMC), username/password (or an SSH
+    # key) the line's login; the terminal parameters go on to guacd.
+    "serial": frozenset(_COMMON | _TERMINAL | {"line", "private-key", "passphrase",
+                                               "host-key"}),
 }
 # guacd's RDP keymaps (server-layout); the console page offers some of them.
 RDP_LAYOUTS = frozenset({
@@ -58,6 +64,7 @@ _INTEGER = {"port": (1, 65535), "dest-port": (1, 65535), "color-depth": (8, 32),
 # cert-fingerprints: the RDP server certificate fingerprints guacd (FreeRDP) accepts, comma
 # separated ("sha256:ab:cd:…"): hex, colons and the hash's name only, never a line break.
 _FINGERPRINTS = re.compile(r"^[0-9A-Za-z:]{2,200}(?:, ?[0-9A-Za-z:]{2,200}){0,15}$")
+_LINE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9._:%\[\]-]{1,253}$")
 MAX_VALUE = 4096   # Guacamole's parameter_value column, and far below guacd's limits
 
@@ -86,6 +93,9 @@ def validate(protocol: str, given: Mapping[str, Any]) -> dict[str, str]:
     if not _HOSTNAME.match(hostname):
         raise InvalidParameters("hostname is required: a DNS name or an IP address")
     params.setdefault("port", str(DEFAULT_PORTS[protocol]))
+    if protocol == "serial" and not _LINE.match(params.get("line", "")):
+        raise InvalidParameters("line is required for serial: the kind of serial line, such"
+                                " as ipmi-sol")
     if protocol == "telnet" and "password" in params and "login-failure-regex" not in params:
         # Without these guacd waits at a refused login forever; it wants both, and the end
         # of a shell prompt is what success looks like on most systems.

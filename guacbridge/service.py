@@ -38,6 +38,7 @@ from .policy import Policy
 from .power import Power
 from .recordings import Recordings
 from .screenshots import Screenshots
+from .serial_bridge import Bridges
 from .sessions import Sessions
 from .shares import Shares
 from .store import open_grant_store, open_guacamole_db, open_share_store
@@ -75,6 +76,7 @@ class Parts:
     power: Power                    # power beside the console, for those with the right
     targets: Targets                # where each new guacd connection of a console goes
     screenshots: Screenshots        # a console's screen now, as a PNG
+    serial: Bridges                 # serial consoles' bridges to guacd and their output
     guacamole: GuacamoleDb | None = None
     readiness: dict[str, Check] = dataclasses.field(default_factory=dict)   # by name
 
@@ -97,10 +99,12 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
     metrics.live.set_function(live.total)
     sink = GuacamoleSink(guacamole, store, clock) if guacamole is not None else None
     power = Power(settings, store, agents, events, policy, metrics, clock)
+    serial = Bridges(settings)
+    events.add_listener(serial.on_event)
     consoles = Consoles(settings, store, agents, events=events, live=live, caps=caps,
                         recordings=recordings, metrics=metrics, policy=policy, power=power,
                         sink=sink, clock=clock)
-    targets = Targets(settings, store, agents, events, policy, metrics)
+    targets = Targets(settings, store, agents, events, policy, metrics, serial)
     shares = Shares(consoles, events, open_share_store(store))
     return Parts(
         settings=settings, store=store, audit=audit, events=events, metrics=metrics,
@@ -113,7 +117,7 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
         connect_throttle=Throttle("tunnel connects", None,
                                   settings.limits_connect_per_address),
         drain=Drain(), policy=policy, power=power, guacamole=guacamole,
-        targets=targets,
+        serial=serial, targets=targets,
         screenshots=Screenshots(pool, targets, shares.store, events,
                                 settings.screenshots_timeout))
 

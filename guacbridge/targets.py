@@ -13,7 +13,10 @@ else that connects with a console's target (a screenshot) asks :meth:`Targets.fo
   hostname, port; never the ticket);
 - any other console (static, BMC) connects to the target stored at creation, unchanged;
 - either way the answer is judged by the target policy right before guacd is asked, since a
-  name's addresses (or the agent's answer) may have changed since the console was made.
+  name's addresses (or the agent's answer) may have changed since the console was made;
+- a serial console's target (``protocol = "serial"``) is judged as its line's real far end
+  (the BMC), and only then is the line opened and guacd handed the bridge's one-connection
+  telnet listener in its place (serial_bridge.py).
 
 A refusal is a :class:`ConsoleError` whose status and words say why ("VM web-12 is not
 running (status down): start it and retry", 504 naming the agent that did not answer); it is
@@ -35,6 +38,9 @@ from .grants import Grant, GrantStore, Target
 from .metrics import Metrics
 from .policy import Policy
 from .power import waiting
+from .serial import PROTOCOL as SERIAL
+from .serial import SerialError
+from .serial_bridge import Bridges
 from .store import call
 
 log = logging.getLogger(__name__)
@@ -45,13 +51,15 @@ SERVER_OFF = ("the server is off: start it first (the console page's Start, or"
 
 class Targets:
     def __init__(self, settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
-                 events: ConsoleEvents, policy: Policy, metrics: Metrics) -> None:
+                 events: ConsoleEvents, policy: Policy, metrics: Metrics,
+                 serial: Bridges | None = None) -> None:
         self.settings = settings
         self.store = store
         self.agents = dict(agents)
         self.events = events
         self.policy = policy
         self.metrics = metrics
+        self.serial = serial or Bridges(settings)
 
     async def for_connection(self, grant: Grant) -> Target:
         """The target a new guacd connection of *grant*'s console connects to now, with
@@ -70,6 +78,11 @@ class Targets:
                 agent_name, target = await self._again(grant)
             judged = await self.policy.judge(grant.owner, agent_name, target.protocol,
                                              target.params)
+            if target.protocol == SERIAL:    # the far end passed: now the line and its bridge
+                try:
+                    return await self.serial.open(grant.id, Target(SERIAL, judged.params))
+                except SerialError as e:
+                    raise ConsoleError(e.status, e.details) from None
         except ConsoleError as e:
             log.warning("console %s: not connecting: %s", grant.id, e.details)
             await self.events.record(grant.id, "target.failed", status=e.status,
