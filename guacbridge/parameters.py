@@ -38,8 +38,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     # A serial line (serial.py) shown through guacd's telnet (serial_bridge.py): ``line``
     # names its kind, hostname/port its real far end (a BMC), username/password (or an SSH
     # key) the line's login; the terminal parameters go on to guacd.
+    # vm and location: which VM's console an ovirt-vmconsole line opens, and whose key.
     "serial": frozenset(_COMMON | _TERMINAL | {"line", "private-key", "passphrase",
-                                               "host-key"}),
+                                               "host-key", "vm", "location"}),
 }
 # guacd's RDP keymaps (server-layout); the console page offers some of them.
 RDP_LAYOUTS = frozenset({

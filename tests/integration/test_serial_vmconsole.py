@@ -274,3 +274,13 @@ def test_the_ovirt_agent_refuses_a_serial_console_the_vm_cannot_give(engine, vmc
         409, "VM web-14 is not running (status down): start it and retry")
     assert resolve(vm="web-13", console="spice") == (
         400, "target.console must be one of vnc, serial")
+
+
+def test_the_proxy_is_on_the_engines_host_at_port_2222_unless_configured(engine):
+    engine.add_vm("web-15", serial=True)
+    agent = OvirtAgent(config.load(env={}, agents={"ovirt": {"ams1": {
+        "url": engine.url, "username": "admin@internal", "password": "secret"}}}))
+    resolved = asyncio.run(agent.resolve({"agent": "ovirt", "location": "ams1",
+                                          "vm": "web-15", "console": "serial"}))
+    assert (resolved.target.params["hostname"], resolved.target.params["port"]) == \
+        ("127.0.0.1", "2222")          # the emulator's API is at http://127.0.0.1:PORT/…
