@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from .config import Settings
 
 log = logging.getLogger(__name__)
+# asyncssh logs some eight INFO lines for every connection (addresses, auth, channel): ours
+# says in one line which VM was opened where. An operator who set its level keeps theirs.
+if logging.getLogger("asyncssh").level == logging.NOTSET:
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 KIND = "ovirt-vmconsole"
 DEFAULT_PORT = 2222

@@ -75,6 +75,20 @@ def test_typed_bytes_reach_the_vms_console_and_its_output_comes_back(vmconsole_p
     assert vmconsole_proxy["log"].read_text().splitlines()[-1] == f"connect --vm-id={vm}"
 
 
+def test_opening_a_line_logs_one_line_that_says_which_vm_and_where(vmconsole_proxy, caplog):
+    vm = a_vm(vmconsole_proxy)
+    caplog.set_level(logging.INFO)
+
+    async def session():
+        line = await serial.open_line(line_to(vmconsole_proxy, vm), settings(vmconsole_proxy))
+        await read_until(line, b"vm$ ")
+        await line.close()
+    asyncio.run(session())
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [f"serial console of VM {vm} opened through the vmconsole proxy at"
+                    f" 127.0.0.1:{vmconsole_proxy['port']}"]      # not asyncssh's eight
+
+
 def test_closing_the_line_ends_a_pending_read(vmconsole_proxy):
     vm = a_vm(vmconsole_proxy)
 
