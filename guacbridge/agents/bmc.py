@@ -37,6 +37,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "idrac-sol": {"protocol": "ssh", "port": 22, "command": "console com2"},
     # Generic IPMI SOL reached over SSH (e.g. a Supermicro BMC's SMASH shell).
     "ipmi-ssh": {"protocol": "ssh", "port": 22},
+    # IPMI 2.0 Serial-over-LAN itself (RMCP+, UDP 623), through guacbridge's serial bridge
+    # (serial_ipmi.py): the server's username and password are the BMC's IPMI login.
+    "ipmi-sol": {"protocol": "serial", "line": "ipmi-sol", "port": 623},
 }
 T = TypeVar("T")
 _IPMI_FIELDS = {"ipmi", "ipmi_address", "ipmi_port", "ipmi_username", "ipmi_password",

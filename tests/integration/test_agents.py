@@ -147,6 +147,10 @@ def test_bmc_presets_and_inventory(tmp_path):
     assert run(server="db-1").target.params["port"] == "5900"
     sol = run(vendor="idrac-sol", address="10.0.9.13", username="root", password="x").target
     assert sol.protocol == "ssh" and sol.params["command"] == "console com2"
+    ipmi = run(vendor="ipmi-sol", address="10.0.9.14", username="admin", password="x").target
+    assert (ipmi.protocol, ipmi.params) == ("serial", {
+        "line": "ipmi-sol", "hostname": "10.0.9.14", "port": "623", "username": "admin",
+        "password": "x"})
     for target, status, words in [({"server": "nope"}, 404, "no server 'nope'"),
                                   ({"vendor": "hp"}, 400, "vendor must be one of"),
                                   ({"server": "db-1", "address": "x"}, 400, "not both"),

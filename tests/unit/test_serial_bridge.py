@@ -186,3 +186,12 @@ def test_a_serial_console_without_its_line_kind_is_refused(parts, lines):
             await parts.consoles.open({"target": {**TARGET, "line": None}}, owner="portal")
         assert e.value.status == 400 and "line is required" in e.value.details
     asyncio.run(scenario())
+
+
+def test_pyghmis_words_for_a_refused_sol_map_to_statuses():
+    from guacbridge.serial_ipmi import status_of
+    assert status_of("Incorrect password provided") == 403
+    assert status_of("SOL Session active for another client") == 409
+    assert status_of("Maximum SOL session count reached") == 409
+    assert status_of("timeout") == 504
+    assert status_of("Non-standard SOL Port Number") == 502
