@@ -26,6 +26,8 @@ from ..limits import Limited, Throttle
 from ..metrics import CONTENT_TYPE
 from ..power import Power
 from ..screenshots import Screenshots
+from ..serial import PROTOCOL as SERIAL
+from ..serial_bridge import Bridges
 from .base import JsonBase
 
 log = logging.getLogger(__name__)
@@ -236,6 +238,44 @@ class ScreenshotHandler(JsonHandler):
         if not text.isdigit() or not 1 <= int(text) <= MAX_SCREENSHOT_WIDTH:
             raise ConsoleError(400, f"width must be a whole number of pixels from 1 to"
                                     f" {MAX_SCREENSHOT_WIDTH}, not {text[:20]!r}")
+        return int(text)
+
+
+MAX_OUTPUT_LINES = 100000
+
+
+class OutputHandler(JsonHandler):
+    """A serial console's last output (serial_bridge.py's ring), like nova's console
+    output: ``{"output": text}``, the last ``length`` lines when given."""
+
+    def initialize(self, serial: Bridges,  # type: ignore[override]
+                   **base: Any) -> None:
+        super().initialize(**base)
+        self.serial = serial
+
+    @answers
+    async def get(self, console_id: str) -> None:
+        reply = await self.owned(console_id, self.api_key("read"))
+        protocol = reply["target"]["protocol"]
+        if protocol != SERIAL:
+            raise ConsoleError(409, f"console {console_id} is a {protocol} console: only"
+                                    " serial consoles keep their output")
+        if reply["state"] in ("closed", "expired"):
+            raise ConsoleError(409, f"console {console_id} has {reply['state']}: its output"
+                                    " is kept only while it lives")
+        length = self.length()
+        ring = self.serial.output(console_id)
+        self.set_header("Cache-Control", "no-store")
+        self.send({"result": True, "details": None, "id": console_id,
+                   "output": ring.text(length) if ring is not None else ""})
+
+    def length(self) -> int | None:
+        text = self.get_query_argument("length", None)
+        if text is None or text == "":
+            return None
+        if not text.isdigit() or int(text) > MAX_OUTPUT_LINES:
+            raise ConsoleError(400, f"length must be a whole number of lines from 0 to"
+                                    f" {MAX_OUTPUT_LINES}, not {text[:20]!r}")
         return int(text)
 
 

@@ -33,6 +33,8 @@ def make_app(parts: Parts) -> tornado.web.Application:
             (r"/api/v1/consoles/([^/]+)/events", sessions.EventsHandler, c),
             (r"/api/v1/consoles/([^/]+)/screenshot", api.ScreenshotHandler,
              {**c, "screenshots": parts.screenshots}),
+            (r"/api/v1/consoles/([^/]+)/output", api.OutputHandler,
+             {**c, "serial": parts.serial}),
             (r"/api/v1/sessions", sessions.SessionsHandler, c),
             (r"/healthz", api.HealthHandler, c),
             (r"/readyz", api.ReadyHandler, {**c, "readiness": parts.readiness,

@@ -20,6 +20,7 @@ def test_the_document_is_served_and_describes_the_api(service):
     assert doc["openapi"].startswith("3.")
     assert {"/api/v1/consoles", "/api/v1/consoles/{id}", "/api/v1/consoles/{id}/extend",
             "/api/v1/consoles/{id}/events", "/api/v1/consoles/{id}/recording/{part}/thumbnail",
+            "/api/v1/consoles/{id}/output",
             "/api/v1/sessions", "/healthz", "/readyz",
             "/metrics"} <= set(doc["paths"])
 
