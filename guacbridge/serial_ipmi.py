@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import queue
+import random
 import struct
 import sys
 import threading
@@ -51,6 +52,10 @@ _REFUSED = ("incorrect password", "unauthorized", "unknown user", "insufficient 
 _BUSY = ("active for another client", "maximum sol session", "sol is disabled",
          "already active")
 _held: set[tuple[str, int, str]] = set()
+# The last SOL sequence number each BMC login was sent from here: the next session starts
+# past it. ipmi_sim (and maybe other BMCs) takes a new session's first packet for a repeat
+# of the last one when their numbers match, and drops what was typed.
+_last_seq: dict[tuple[str, int, str], int] = {}
 
 
 def status_of(error: str) -> int:
@@ -95,6 +100,9 @@ class IpmiSol:
             kind, payload = await self.frame()
             if kind == b"D":
                 return payload
+            if kind == b"S":
+                self._seq(payload)
+                continue
             if kind != b"O":
                 self._ended = True
                 if self._reason is None:
@@ -124,7 +132,17 @@ class IpmiSol:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        while True:       # what the child said last, unread: its last sequence number
+            kind, payload = await self.frame()
+            if not kind:
+                break
+            if kind == b"S":
+                self._seq(payload)
         _held.discard(self._key)
+
+    def _seq(self, payload: bytes) -> None:
+        if payload and payload[0]:      # 0: this session sent nothing
+            _last_seq[self._key] = payload[0] % 15 + 1
 
 
 async def open_sol(params: Mapping[str, str], settings: Settings) -> IpmiSol:
@@ -151,9 +169,15 @@ async def open_sol(params: Mapping[str, str], settings: Settings) -> IpmiSol:
         raise SerialError(503, f"the SOL helper cannot start: {e.strerror}") from None
     line = IpmiSol(process, host, key)
     assert process.stdin is not None
-    process.stdin.write(json.dumps(login).encode() + b"\n")
+    process.stdin.write(json.dumps({**login, "seq": _last_seq.get(key, 0)}).encode() + b"\n")
+    async def answer() -> tuple[bytes, bytes]:
+        while True:
+            kind, payload = await line.frame()
+            if kind != b"S":
+                return kind, payload
+            line._seq(payload)
     try:
-        kind, payload = await asyncio.wait_for(line.frame(), OPEN_TIMEOUT + 5)
+        kind, payload = await asyncio.wait_for(answer(), OPEN_TIMEOUT + 5)
     except BaseException:
         await line.close()
         raise
@@ -205,7 +229,9 @@ def _child() -> None:
 
     stdin = sys.stdin.buffer
     login = json.loads(stdin.readline())
+    start = int(login.pop("seq", 0)) or random.randrange(1, 16)
     sol = console.Console(iohandler=arrived, **login)
+    sol.myseq = start - 1       # pyghmi counts up before each send
     del login
     deadline = time.monotonic() + OPEN_TIMEOUT
     opened = False
@@ -227,6 +253,7 @@ def _child() -> None:
                     break
                 sol.send_data(chunk)        # waits for the BMC's acknowledgement
     finally:
+        send(b"S", bytes([sol.myseq & 0xF]))
         send(b"E", (failed[0] if failed else "").encode())
         session = sol.ipmi_session
         with contextlib.suppress(Exception):

@@ -120,3 +120,38 @@ def test_the_output_of_a_console_that_is_not_serial_or_not_there(sol_service, vn
     reply = open_console(sol_service, vnc_target)
     status, body = output(sol_service, reply["id"])
     assert status == 409 and "only serial consoles keep their output" in body["details"]
+
+
+def test_a_reconnect_gets_the_same_serial_line_and_a_viewer_joins_its_terminal(
+        sol_service, tunnel):
+    from test_reconnect_secrets import page_session
+    from test_shares import join, share, viewer_tunnel
+    from guacbridge.sessions import SECRET_OPCODE
+    reply = open_console(sol_service, NODE)
+    secret = page_session(sol_service, reply)
+
+    async def first():
+        async with tunnel(reply, console=reply["id"], session=secret) as t:
+            seen = await t.until("sync", timeout=20)
+            await t.drain(1)
+            typed(t, "X=kept-$((3*3))")
+            await t.drain(1)
+            return seen[SECRET_OPCODE][0][0]
+    secret = asyncio.run(first())
+    viewer_secret = join(sol_service, share(sol_service, reply["id"], mode="view",
+                                            ttl=60)).json()["session"]
+
+    async def again():     # the page's reconnect: a new guacd connection, a new bridge
+        async with tunnel(reply, console=reply["id"], session=secret) as owner:
+            await owner.until("sync", timeout=20)
+            async with viewer_tunnel(sol_service, reply["id"], viewer_secret) as viewer:
+                await viewer.until("sync", timeout=20)
+                typed(owner, "echo again-$X-shared")
+                seen = await viewer.until("sync", timeout=10)
+                await viewer.drain(1)
+                return owner.error, viewer.error, seen
+    owner_error, viewer_error, seen = asyncio.run(again())
+    assert owner_error is None and viewer_error is None   # the viewer opened no second SOL
+    assert "img" in seen or "png" in seen                  # the terminal, drawn for the viewer
+    shown = wait_for_output(sol_service, reply["id"], "again-kept-9-shared")
+    assert "again-kept-9-shared" in shown                  # the same shell as before
