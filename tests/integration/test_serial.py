@@ -77,11 +77,14 @@ def test_a_command_typed_into_a_sol_console_runs_and_its_output_is_kept(sol_serv
             await t.drain(1)
             typed(t, "echo second-$((2+3))")
             await t.drain(1)
-            return t.error
-    assert asyncio.run(scenario()) is None
-    shown = wait_for_output(sol_service, reply["id"], "second-5")
+            # read while the tunnel is open: a console without a page ends with its tunnel
+            shown = await asyncio.to_thread(wait_for_output, sol_service, reply["id"],
+                                            "second-5")
+            last = await asyncio.to_thread(output, sol_service, reply["id"], length=2)
+            return t.error, shown, last[1]["output"]
+    error, shown, last = asyncio.run(scenario())
+    assert error is None
     assert "sol-42" in shown and "second-5" in shown
-    last = output(sol_service, reply["id"], length=2)[1]["output"]
     assert "second-5" in last and "sol-42" not in last      # the last two lines only
     assert bmc_sol.password not in sol_service.log_text()
     r = sol_service.api("DELETE", f"/api/v1/consoles/{reply['id']}")
@@ -149,9 +152,10 @@ def test_a_reconnect_gets_the_same_serial_line_and_a_viewer_joins_its_terminal(
                 typed(owner, "echo again-$X-shared")
                 seen = await viewer.until("sync", timeout=10)
                 await viewer.drain(1)
-                return owner.error, viewer.error, seen
-    owner_error, viewer_error, seen = asyncio.run(again())
+                shown = await asyncio.to_thread(wait_for_output, sol_service, reply["id"],
+                                                "again-kept-9-shared")
+                return owner.error, viewer.error, seen, shown
+    owner_error, viewer_error, seen, shown = asyncio.run(again())
     assert owner_error is None and viewer_error is None   # the viewer opened no second SOL
     assert "img" in seen or "png" in seen                  # the terminal, drawn for the viewer
-    shown = wait_for_output(sol_service, reply["id"], "again-kept-9-shared")
     assert "again-kept-9-shared" in shown                  # the same shell as before
