@@ -42,6 +42,7 @@ from ..targets import Targets
 from . import admission, idle, origins
 from .access import RedactedLogging
 from .drain import RESTART_OPCODE, Drain
+from .frames import BatchedFrames
 from .idle import INPUT, INPUT_INSIDE, IdleWatch
 from .tunnel_input import (
     DISCONNECT,
@@ -118,6 +119,13 @@ class TunnelHandler(RedactedLogging, tornado.websocket.WebSocketHandler):
 
     def get_compression_options(self) -> None:
         return None   # blobs are already compressed images; deflate only burns CPU
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        """Tornado's protocol, with the browser's frames read in batches (web/frames.py)."""
+        protocol = super().get_websocket_protocol()
+        if type(protocol) is tornado.websocket.WebSocketProtocol13:
+            return BatchedFrames(self, False, protocol.params)
+        return protocol
 
     async def open(self) -> None:
         """Who is connecting, a guacd connection for them (both web/admission.py), then the

@@ -11,6 +11,7 @@ import socket
 
 import pytest
 import tornado.httpserver
+import tornado.platform.asyncio
 import tornado.websocket
 
 from guacbridge import config, protocol
@@ -313,3 +314,42 @@ def test_a_name_that_looks_like_an_ending_does_not_end_the_tunnel(tmp_path, name
     named, after, code = asyncio.run(scenario())
     assert named == protocol.encode("name", name)
     assert after == protocol.encode("sync", 1) and code is None     # still open
+
+
+def test_an_idle_pages_pings_do_not_register_its_socket_with_the_event_loop_again_each(
+        tmp_path, monkeypatch):
+    """The browser's frames are read a socket-read at a time (web/frames.py): Tornado's own
+    frame loop stopped and started listening on the socket for every message."""
+    changes = []
+    update = tornado.platform.asyncio.BaseAsyncIOLoop.update_handler
+
+    def counted(self, fd, events):
+        changes.append(fd)
+        return update(self, fd, events)
+    monkeypatch.setattr(tornado.platform.asyncio.BaseAsyncIOLoop, "update_handler", counted)
+
+    async def scenario():
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            reply = await parts.consoles.open({"target": TARGET}, owner="t")
+            # A bare client on asyncio's streams: only the service's sockets are Tornado's.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /tunnel?token={reply['websocket']['token']} HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: guacamole\r\n"
+                         "\r\n".encode())
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            await asyncio.sleep(0.2)
+            before = len(changes)
+            for i in range(100):
+                ping = protocol.encode("", "ping", 1000 + i).encode()
+                writer.write(bytes([0x81, 0x80 | len(ping)]) + b"\0\0\0\0" + ping)
+                while ping not in await asyncio.wait_for(reader.read(65536), 5):
+                    pass
+            during = len(changes) - before
+            writer.close()
+            return during
+    # Tornado's loop: two per ping (200); read in batches: none once the tunnel is open.
+    assert asyncio.run(scenario()) < 10
