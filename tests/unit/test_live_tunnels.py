@@ -1,5 +1,6 @@
 """The live-tunnel registry on its own: what attaches can be stopped, counted and detached."""
 import asyncio
+import sqlite3
 
 from guacbridge import config
 from guacbridge.audit import Audit, Client, LiveTunnel
@@ -40,3 +41,45 @@ def test_a_detached_tunnel_is_neither_counted_nor_stopped_nor_listed(tmp_path):
     live.stop("c1", "closed")
     assert stopped == [] and live.count("c1") == 0 and live.total() == 0
     assert "t1" not in live.audit.tunnels
+
+
+def wal_frames(path: str) -> int:
+    """Pages written to the WAL since the last checkpoint (each commit writes its own)."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        db.close()
+
+
+def test_the_byte_report_writes_only_the_tunnels_that_moved_and_all_of_them_in_one_commit(
+        tmp_path):
+    settings = config.load(env={}, data_dir=str(tmp_path))
+    store = SqliteGrantStore(settings.sqlite_path)
+    now = [1000.0]
+    audit = Audit(store, "here", clock=lambda: now[0])
+    counts = {f"t{i}": (100, 10) for i in range(1200)}
+    tunnels = [LiveTunnel(t, "c" + t, Client("192.0.2.1", "Firefox"), 1.0,
+                          counts=lambda t=t: counts[t]) for t in counts]
+    audit.tunnels = {t.tunnel_id: t for t in tunnels}
+
+    def listed() -> dict[str, tuple]:
+        db = sqlite3.connect(settings.sqlite_path)
+        try:
+            return {r[0]: r[1:] for r in db.execute(
+                "SELECT tunnel_id, bytes_out, bytes_in, seen_at, user_agent FROM console_tunnel")}
+        finally:
+            db.close()
+
+    sqlite3.connect(settings.sqlite_path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    asyncio.run(audit.report())
+    # One commit: a few dozen pages of rows and index, not a commit (and a sync) per tunnel.
+    assert wal_frames(settings.sqlite_path) < 200
+    assert listed() == {t: (100, 10, 1000.0, "Firefox") for t in counts}
+
+    now[0], counts["t7"] = 1005.0, (150, 12)
+    asyncio.run(audit.report())
+    rows = listed()
+    assert rows["t7"] == (150, 12, 1005.0, "Firefox")
+    assert {t: r for t, r in rows.items() if t != "t7"} == \
+        {t: (100, 10, 1000.0, "Firefox") for t in counts if t != "t7"}
