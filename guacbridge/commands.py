@@ -47,8 +47,9 @@ def target_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from . import service
-    asyncio.run(service.run(settings_from(args)))
+    from . import loops, service
+    settings = settings_from(args)
+    loops.run(service.run(settings), settings.event_loop)
     return 0
 
 
@@ -58,7 +59,8 @@ def worker(args: argparse.Namespace) -> int:
     if not settings.amqp_url:
         print("guacbridge worker: set GUACBRIDGE_AMQP_URL", file=sys.stderr)
         return 2
-    asyncio.run(service.run(settings, http=False))
+    from . import loops
+    loops.run(service.run(settings, http=False), settings.event_loop)
     return 0
 
 
@@ -324,7 +326,7 @@ def probe_target(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from . import demo, service
+    from . import demo, loops, service
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="guacbridge-demo-"))
     parts: list[Any] = []
     try:
@@ -342,7 +344,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
         def announce(consoles: Any) -> None:
             announcing.append(asyncio.ensure_future(_announce(consoles, desktop)))
-        asyncio.run(service.run(settings, built, on_ready=announce))
+        loops.run(service.run(settings, built, on_ready=announce), settings.event_loop)
     except (demo.PartMissing, demo.PartFailed) as e:
         print(f"guacbridge demo: {e}", file=sys.stderr)
         return 1

@@ -122,6 +122,11 @@ class Settings:
     handshake_timeout: float = setting(
         "guacbridge.handshake_timeout", None, 15.0, float,
         "Seconds guacd may take for its handshake")
+    event_loop: str = setting(
+        "guacbridge.event_loop", "GUACBRIDGE_EVENT_LOOP", "auto",
+        values.one_of("auto", "uvloop", "asyncio", fold_case=True),
+        "auto: uvloop's event loop when it is installed (less CPU per message), else "
+        "asyncio's; uvloop (refuses to start without it) or asyncio to insist on one")
     log_level: str = setting(
         "guacbridge.log_level", "GUACBRIDGE_LOG_LEVEL", "info",
         values.one_of("debug", "info", "warning", "error", fold_case=True),

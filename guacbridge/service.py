@@ -122,6 +122,11 @@ def assemble(settings: Settings, store: GrantStore, agents: Mapping[str, Agent],
                                 settings.screenshots_timeout))
 
 
+def _loop_name() -> str:
+    return "uvloop's" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") \
+        else "asyncio's"
+
+
 def build(settings: Settings) -> Parts:
     """The parts with the stores the settings name, and what /readyz asks."""
     parts = assemble(settings, open_grant_store(settings), load_agents(settings),
@@ -246,9 +251,9 @@ async def run(settings: Settings, parts: Parts | None = None,
         server.connections_per_address = settings.limits_connections_per_address
         host, port = settings.listen
         server.listen(port, address=host, reuse_port=settings.reuse_port)
-        log.info("guacbridge listening on %s:%d (%s), public URL %s, guacd %s", host, port,
-                 "https" if settings.tls_cert else "http", settings.base_url,
-                 ", ".join(f"{h}:{p}" for h, p in settings.guacd))
+        log.info("guacbridge listening on %s:%d (%s), public URL %s, guacd %s, %s event loop",
+                 host, port, "https" if settings.tls_cert else "http", settings.base_url,
+                 ", ".join(f"{h}:{p}" for h, p in settings.guacd), _loop_name())
     sweeper = asyncio.ensure_future(parts.sweeper.forever())
     if http:
         parts.pool.start()       # tunnels and /readyz use its view of guacd

@@ -14,7 +14,7 @@ import tornado.httpserver
 import tornado.platform.asyncio
 import tornado.websocket
 
-from guacbridge import config, protocol
+from guacbridge import config, loops, protocol
 from guacbridge.agents import load_agents
 from guacbridge.service import assemble
 from guacbridge.store.sqlite import SqliteGrantStore
@@ -353,3 +353,35 @@ def test_an_idle_pages_pings_do_not_register_its_socket_with_the_event_loop_agai
             return during
     # Tornado's loop: two per ping (200); read in batches: none once the tunnel is open.
     assert asyncio.run(scenario()) < 10
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_the_tunnel_relays_a_keystroke_and_echoes_a_ping_on_either_event_loop(
+        tmp_path, event_loop):
+    """guacbridge.event_loop (loops.py): uvloop's loop when installed, asyncio's otherwise."""
+    async def scenario():
+        assert ("uvloop" in type(asyncio.get_running_loop()).__module__) == \
+            (event_loop == "uvloop")
+        guacd = FakeGuacd()
+        async with gateway(tmp_path, await guacd.start()) as (parts, port):
+            ws = await open_tunnel(parts, port)
+            await ws.read_message()
+            await asyncio.wait_for(guacd.connected.wait(), 5)
+            ws.write_message(protocol.encode("key", 65307, 1) + protocol.encode("", "ping", 42))
+            echoed = await asyncio.wait_for(ws.read_message(), 5)
+            guacd.writer.write(protocol.encode("sync", 1).encode())
+            synced = await asyncio.wait_for(ws.read_message(), 5)
+            await asyncio.sleep(0.1)
+            ws.close()
+            return echoed, synced, bytes(guacd.received)
+    echoed, synced, received = loops.run(scenario(), event_loop)
+    assert echoed == protocol.encode("", "ping", 42) and synced == protocol.encode("sync", 1)
+    assert received == protocol.encode("key", 65307, 1).encode()
+
+
+def test_auto_takes_uvloop_when_installed_and_asyncio_otherwise(monkeypatch):
+    assert loops.chosen("auto") == "uvloop" and loops.chosen("asyncio") == "asyncio"
+    monkeypatch.setattr(loops, "uvloop_installed", lambda: False)
+    assert loops.chosen("auto") == "asyncio"
+    with pytest.raises(SystemExit, match="uvloop is not installed"):
+        loops.chosen("uvloop")
