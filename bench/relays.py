@@ -3,16 +3,19 @@
 - ``Standin``: the guacd stand-in (bench/standin.py) every relay talks to.
 - The relays under test, behind one small interface — ``url(mode)`` gives the WebSocket
   host, port and path (with its credentials) for a console whose stand-in plays *mode*:
-  ``Bare`` (bench/bare_relay.py, the ceiling), ``Guacbridge`` (``guacbridge serve``, a
+  ``BareNode`` (bench/bare_relay.js on Node.js's ``ws``, the ceiling), ``Bare`` (its Tornado
+  twin, bench/bare_relay.py), ``Guacbridge`` (``guacbridge serve``, a
   console made through its API like any user), ``GuacamoleLite`` (npm, an encrypted token
   made here from its README's format), ``Guapy`` (PyPI, under uvicorn); and two variants
-  of guacbridge run by bench/variant_serve.py: ``GuacbridgePythonScan`` (its boundary scan
+  of guacbridge: ``GuacbridgePythonScan`` (bench/variant_serve.py: its boundary scan
   in Python only, as a build without a compiler runs: the C scan's before) and
-  ``GuacbridgeUvloop`` (on uvloop's event loop, a prototype).
+  ``GuacbridgeAsyncio`` (on asyncio's own event loop, as where uvloop is not installed;
+  ``Guacbridge`` runs on uvloop, which bench/requirements.txt installs).
 """
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -104,9 +107,25 @@ class Relay(Process):
     def url(self, mode: str) -> tuple[str, int, str]:
         raise NotImplementedError
 
+    def urls(self, mode: str, count: int) -> list[tuple[str, int, str]]:
+        """*count* consoles' URLs at once (the idle phase opens thousands)."""
+        return [self.url(mode) for _ in range(count)]
+
+
+class BareNode(Relay):
+    name, label = "bare_node", "bare Node.js ws relay (ceiling)"
+
+    def __init__(self, workdir: pathlib.Path, guacd_port: int) -> None:
+        port = free_port()
+        super().__init__(["node", str(BENCH / "bare_relay.js"), str(port), str(guacd_port)],
+                         workdir, port)
+
+    def url(self, mode: str) -> tuple[str, int, str]:
+        return "127.0.0.1", self.port, f"/?hostname={mode}"
+
 
 class Bare(Relay):
-    name, label = "bare", "bare relay (ceiling)"
+    name, label = "bare", "bare Tornado relay"
 
     def __init__(self, workdir: pathlib.Path, guacd_port: int) -> None:
         port = free_port()
@@ -182,19 +201,29 @@ class Guacbridge(Relay):
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(port, self.process, self.log)
 
-    def create(self, mode: str = "idle") -> requests.Response:
-        return self.http.post(self.base_url + "/api/v1/consoles", timeout=30, json={
+    def url(self, mode: str) -> tuple[str, int, str]:
+        return self._url(self.http, mode)
+
+    def _url(self, http: requests.Session, mode: str) -> tuple[str, int, str]:
+        reply = http.post(self.base_url + "/api/v1/consoles", timeout=30, json={
             # An address the target policy lets through (the stand-in never connects to it);
             # the stand-in's mode travels as the VNC password.
             "target": {"agent": "static", "protocol": "vnc", "hostname": "192.0.2.10",
                        "port": 5900, "password": mode}})
-
-    def url(self, mode: str) -> tuple[str, int, str]:
-        reply = self.create(mode)
         if reply.status_code != 201:
             raise RuntimeError(f"POST /api/v1/consoles: {reply.status_code} {reply.text}")
         ws = reply.json()["websocket"]
         return ws["host"], ws["port"], f"{ws['path']}?token={ws['token']}"
+
+    def urls(self, mode: str, count: int) -> list[tuple[str, int, str]]:
+        """Made by 4 clients at once, each with its own HTTP session."""
+        def some(share: int) -> list[tuple[str, int, str]]:
+            with requests.Session() as http:
+                http.headers.update(self.http.headers)
+                return [self._url(http, mode) for _ in range(share)]
+        shares = [count // 4 + (i < count % 4) for i in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            return [u for part in pool.map(some, shares) for u in part]
 
 
 class GuacbridgePythonScan(Guacbridge):
@@ -203,7 +232,9 @@ class GuacbridgePythonScan(Guacbridge):
     options = ["--python-scan"]
 
 
-class GuacbridgeUvloop(Guacbridge):
-    """What the profile says would go further: uvloop's event loop (a prototype)."""
-    name, label = "guacbridge_uvloop", "guacbridge + uvloop (prototype)"
-    options = ["--uvloop"]
+class GuacbridgeAsyncio(Guacbridge):
+    """guacbridge where uvloop is not installed: asyncio's own event loop."""
+    name, label = "guacbridge_asyncio", "guacbridge on asyncio's loop (no uvloop)"
+
+    def __init__(self, workdir: pathlib.Path, guacd_port: int, **env: str) -> None:
+        super().__init__(workdir, guacd_port, **{"GUACBRIDGE_EVENT_LOOP": "asyncio", **env})

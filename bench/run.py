@@ -10,8 +10,9 @@ Phases (each one can be left out with --skip):
 - relay: per round and relay, connect → first instruction over fresh consoles, a saturated
   transfer (MB/s, instructions/s, relay CPU per 100 MB, ping echoes under load) and a stream
   paced at 1 MB/s (ping echoes);
-- concurrency: idle consoles held open (a ping every 500 ms, the stand-in's nop every 5 s):
-  relay RSS per console and idle CPU; then a stalled browser for 10 s: the relay's growth;
+- idle: 500, 1000, 2000 consoles held open (bench/idle_phase.py: a ping every 500 ms each, the
+  stand-in's nop every 5 s): relay CPU, RSS per console, ping p50/p99 on a sample;
+  then a stalled browser for 10 s: the relay's growth;
 - provisioning: bench/provision.py (console creation on SQLite and MySQL, broker jobs);
 - profile: bench/profile_relay.py, py-spy on guacbridge saturated: its busiest functions.
 
@@ -36,6 +37,7 @@ import time
 BENCH = pathlib.Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
+import idle_phase  # noqa: E402
 import relays  # noqa: E402
 from wsclient import WsClient  # noqa: E402
 
@@ -183,56 +185,7 @@ async def relay_phase(parts: list[relays.Relay], facts: dict, args) -> dict:
     return out
 
 
-# -- phase 2: concurrency and a stalled browser ------------------------------------------------
-async def concurrency(relay: relays.Relay, marker: bytes, steps: list[int],
-                      idle_seconds: float) -> dict:
-    clients: list[WsClient] = []
-    pings = asyncio.ensure_future(pinging(clients, 0.5))
-    out: dict = {}
-    try:
-        warm = await open_client(relay, "idle", marker)   # load what a first console loads
-        clients.append(warm)
-        await asyncio.sleep(1)
-        base = relay.rss_bytes()
-        for n in steps:
-            opened = time.perf_counter()
-            try:
-                while len(clients) - 1 < n:
-                    batch = min(50, n - (len(clients) - 1))
-                    clients += await asyncio.wait_for(asyncio.gather(
-                        *(open_client(relay, "idle", marker) for _ in range(batch))), 60)
-            except (asyncio.TimeoutError, OSError, RuntimeError) as e:
-                # A relay that cannot keep up with the pings it has stops taking consoles.
-                out[str(n)] = {"failed": f"{type(e).__name__} {e}"[:200],
-                               "opened": len(clients) - 1}
-                print(f"concurrency {relay.name} {n}: {out[str(n)]}", file=sys.stderr,
-                      flush=True)
-                break
-            open_seconds = time.perf_counter() - opened
-            await asyncio.sleep(1.5)
-            for c in clients:
-                c.rtts.clear()
-            cpu0 = relay.cpu_seconds()
-            await asyncio.sleep(idle_seconds)
-            cpu = relay.cpu_seconds() - cpu0
-            rtts = [r for c in clients for r in c.rtts]
-            alive = sum(1 for c in clients[1:] if not c.closed.done())
-            rss = relay.rss_bytes()
-            out[str(n)] = {"rss_kib_per_console": round((rss - base) / n / 1024, 1),
-                           "rss_mib": round(rss / MB, 1),
-                           "idle_cpu_percent": round(cpu / idle_seconds * 100, 1),
-                           "ping_echoes_per_s": round(len(rtts) / idle_seconds),
-                           "ping_p99_ms": ms(percentile(rtts, 99)),
-                           "alive": alive, "open_rate_per_s": round(n / open_seconds)}
-            print(f"concurrency {relay.name} {n}: {out[str(n)]}", file=sys.stderr, flush=True)
-    finally:
-        pings.cancel()
-        for client in clients:
-            client.close()
-    await asyncio.sleep(2)
-    return out
-
-
+# -- phase 2: idle consoles (bench/idle_phase.py) and a stalled browser -------------------
 async def stalled(relay: relays.Relay, marker: bytes, seconds: float) -> dict:
     """A browser that keeps pinging but reads nothing: what the relay holds meanwhile."""
     client = await open_client(relay, f"sat-{1 << 40}", marker)
@@ -278,8 +231,8 @@ async def bench(args, workdir: pathlib.Path) -> dict:
     standin = relays.Standin(workdir)
     parts: list[relays.Relay] = []
     try:
-        for cls in (relays.Bare, relays.Guacbridge, relays.GuacamoleLite, relays.Guapy,
-                    relays.GuacbridgePythonScan, relays.GuacbridgeUvloop):
+        for cls in (relays.BareNode, relays.Bare, relays.Guacbridge, relays.GuacamoleLite, relays.Guapy,
+                    relays.GuacbridgePythonScan, relays.GuacbridgeAsyncio):
             if cls.name not in args.relays:
                 continue
             try:
@@ -288,23 +241,24 @@ async def bench(args, workdir: pathlib.Path) -> dict:
                 result.setdefault("relay_errors", {})[cls.name] = str(e)[-1500:]
         if "relay" not in args.skip:
             result["relay"] = await relay_phase(parts, facts, args)
-        if "concurrency" not in args.skip:
-            result["concurrency"] = {}
-            result["stalled"] = {}
+        if "idle" not in args.skip:
+            result["idle"] = {}
             # Fresh processes, so that what the transfers left behind (a heap grown by
-            # guacamole-lite's buffering, say) is not in the baseline; the variants are
-            # about speed and are left out to spare the run's time.
+            # guacamole-lite's buffering, say) is not in the baseline; the Python-scan variant
+            # is about throughput and is left out to spare the run's time.
             for i, relay in enumerate(parts):
                 relay.stop()
-                if relay.name not in ("guacbridge_py", "guacbridge_uvloop"):
+                if relay.name != "guacbridge_py":
                     parts[i] = type(relay)(workdir, standin.port)
             parts = [r for r in parts if r.process.poll() is None]
             for relay in parts:
-                result["concurrency"][relay.name] = await concurrency(
-                    relay, facts["first"], args.consoles, args.idle_seconds)
+                result["idle"][relay.name] = await idle_phase.idle(
+                    relay, facts["first"], args.consoles, args.idle_seconds,
+                    args.step_seconds, args.sample, args.client_processes)
             stalls = await asyncio.gather(*(stalled(r, facts["first"], args.stall_seconds)
-                                            for r in parts))
-            result["stalled"] = {r.name: s for r, s in zip(parts, stalls)}
+                                            for r in parts if r.name != "bare_node"))
+            result["stalled"] = {r.name: s for r, s in
+                                 zip([r for r in parts if r.name != "bare_node"], stalls)}
     finally:
         for part in parts:
             part.stop()
@@ -318,10 +272,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int)
     p.add_argument("--mb", type=float, help="MB per saturated transfer")
     p.add_argument("--skip", nargs="*", default=[],
-                   choices=["relay", "concurrency", "provisioning", "profile"])
-    p.add_argument("--relays", nargs="*", default=["bare", "guacbridge", "guacamole_lite",
-                                                   "guapy", "guacbridge_py",
-                                                   "guacbridge_uvloop"])
+                   choices=["relay", "idle", "provisioning", "profile"])
+    p.add_argument("--relays", nargs="*", default=[
+        "bare_node", "bare", "guacbridge", "guacamole_lite", "guapy", "guacbridge_py",
+        "guacbridge_asyncio"])
+    p.add_argument("--consoles", type=int, nargs="*", help="the idle phase's steps")
     p.add_argument("--out", type=pathlib.Path, default=BENCH / "results.json")
     args = p.parse_args()
     quick = args.quick
@@ -330,8 +285,11 @@ def main() -> None:
     args.connects = 5 if quick else 10
     args.paced_seconds = 2 if quick else 5
     args.ping_every = 0.02
-    args.consoles = [100, 200] if quick else [500, 1000, 2000]
-    args.idle_seconds = 2 if quick else 5
+    args.consoles = args.consoles or ([100, 200] if quick else [500, 1000, 2000])
+    args.idle_seconds = 3 if quick else 15      # the window at the last step
+    args.step_seconds = 2 if quick else 5       # at the others
+    args.sample = 20 if quick else 100          # consoles whose echoes are timed
+    args.client_processes = 3
     args.stall_seconds = 3 if quick else 10
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="guacbridge-bench-"))
     try:

@@ -1,7 +1,7 @@
 """``guacbridge serve``, changed to measure the difference: ``--python-scan`` (Framer.feed
-without guacbridge/_framescan.c, as a build without a compiler runs), ``--uvloop``.
+without guacbridge/_framescan.c, as a build without a compiler runs).
 
-Run: python bench/variant_serve.py [--python-scan] [--uvloop]   (configured by GUACBRIDGE_*)
+Run: python bench/variant_serve.py [--python-scan]   (configured by GUACBRIDGE_*)
 """
 import pathlib
 import sys
@@ -13,9 +13,6 @@ if __name__ == "__main__":
     if "--python-scan" in options:
         from guacbridge import protocol
         protocol._scan_in_c = None
-    if "--uvloop" in options:
-        import uvloop
-        uvloop.install()
     from guacbridge import cli
     sys.argv = ["guacbridge", "serve"]
     cli.main()
