@@ -14,6 +14,7 @@ from typing import Any
 from ..audit import Closed, EventRow, InUse, TunnelRow
 from ..grants import Duplicate, Ended, Grant, Refused, Rekeyed, SessionEnd, Target
 from ..keyring import KeyRing, SecretsError
+from .group_commit import GroupCommit, Statement
 
 # Tunnels per statement of a byte report: 9 values each, well inside SQLite's 32766 bound.
 TUNNEL_ROWS = 500
@@ -56,11 +57,30 @@ class SqlGrantStore:
     UPSERT_TUNNEL = (" ON CONFLICT (tunnel_id) DO UPDATE SET bytes_out = excluded.bytes_out,"
                      " bytes_in = excluded.bytes_in, seen_at = excluded.seen_at")
 
+    # SQLite's: the inserts of concurrent jobs and requests share one synced commit.
+    group: GroupCommit | None = None
+
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
         """A connection in autocommit mode whose ``execute`` returns a cursor."""
         raise NotImplementedError
         yield
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> None:
+        """One INSERT, committed before it returns (group_commit.py, where the store has it)."""
+        if self.group is not None:
+            self.group.write([Statement(sql, params)])
+            return
+        with self._db() as db:
+            db.execute(sql, params)
+
+    def _insert_all(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Several rows in one commit, all or none."""
+        if self.group is not None:
+            self.group.write([Statement(sql, row) for row in rows])
+            return
+        with self._db() as db:          # one multi-row statement (MySQL's executemany)
+            db.executemany(sql, rows)
 
     def issue(self, grant: Grant, token_hash: str, extra_hash: str | None,
               asked_target: dict[str, Any] | None = None) -> None:
@@ -70,8 +90,8 @@ class SqlGrantStore:
         power kept it."""
         asked = None if asked_target is None else self._ring().seal(
             _asked_id(grant.id), asked_target)
-        with self._db() as db, _duplicate_as(self.INTEGRITY_ERROR):
-            db.execute(
+        with _duplicate_as(self.INTEGRITY_ERROR):
+            self._insert(
                 "INSERT INTO console_grant (id, token_hash, extra_hash, protocol, params, owner,"
                 " end_user, created_at, use_by, duration, max_duration, consumed_at, deadline,"
                 " sink, sink_state, power_target, power, follows)"
@@ -266,9 +286,11 @@ class SqlGrantStore:
 
     def add_event(self, console_id: str, at: float, kind: str, instance: str,
                   data: str) -> None:
-        with self._db() as db:
-            db.execute("INSERT INTO console_event (console_id, at, kind, instance, data)"
-                       " VALUES (?,?,?,?,?)", (console_id, at, kind, instance, data))
+        self.add_events([(console_id, at, kind, instance, data)])
+
+    def add_events(self, rows: Sequence[tuple[str, float, str, str, str]]) -> None:
+        self._insert_all("INSERT INTO console_event (console_id, at, kind, instance, data)"
+                         " VALUES (?,?,?,?,?)", rows)
 
     def events(self, console_id: str) -> list[EventRow]:
         with self._db() as db:
@@ -358,9 +380,9 @@ class SqlGrantStore:
                               (job_id, message_id)).fetchone() is not None
 
     def mark_replied(self, job_id: str, message_id: str, now: float) -> None:
-        with self._db() as db, contextlib.suppress(self.INTEGRITY_ERROR):
-            db.execute("INSERT INTO job_reply (job_id, message_id, replied_at) VALUES (?,?,?)",
-                       (job_id, message_id[:128], now))
+        with contextlib.suppress(self.INTEGRITY_ERROR):
+            self._insert("INSERT INTO job_reply (job_id, message_id, replied_at)"
+                         " VALUES (?,?,?)", (job_id, message_id[:128], now))
 
     def mark_up(self, grant_id: str, now: float) -> None:
         with self._db() as db:

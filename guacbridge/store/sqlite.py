@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 from .. import keyring, resources
+from .group_commit import GroupCommit
 from .sql import SqlGrantStore
 
 
@@ -45,6 +46,7 @@ class SqliteGrantStore(SqlGrantStore):
                     raise
                 time.sleep(0.1)
         self.path.chmod(0o600)   # sealed secrets, but also who used which console
+        self.group = GroupCommit(self._db, self.BEGIN)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
