@@ -89,9 +89,11 @@ def mysql(workdir: pathlib.Path, sequential: int, threads: int, per_thread: int)
         db.stop()
 
 
-def broker(workdir: pathlib.Path, jobs: int, consumers: tuple[int, ...] = (2, 8)) -> dict:
+def broker(workdir: pathlib.Path, jobs: int, consumers: tuple[int, ...] = (2, 8),
+           prefetch: int | None = None) -> dict:
     """Jobs per second with the default consumers per agent type (2), and with more: each
-    consumer has one job in flight (its reply confirmed before the next)."""
+    consumer has up to *prefetch* jobs in flight (None: the worker's default,
+    ``broker.prefetch``), each acknowledged once its reply is confirmed."""
     from broker_fixtures import RabbitMQ
     workdir.mkdir(parents=True, exist_ok=True)
     rates = {}
@@ -110,7 +112,7 @@ def broker(workdir: pathlib.Path, jobs: int, consumers: tuple[int, ...] = (2, 8)
         node.start()
         try:
             for n in consumers:
-                rates[n] = _broker(workdir / f"c{n}", node.new_vhost(), jobs, n)
+                rates[n] = _broker(workdir / f"c{n}", node.new_vhost(), jobs, n, prefetch)
         finally:
             node.stop()
             subprocess.run(["epmd", "-kill"], capture_output=True)
@@ -118,14 +120,16 @@ def broker(workdir: pathlib.Path, jobs: int, consumers: tuple[int, ...] = (2, 8)
             "by_consumers": {str(n): rates[n] for n in consumers}}
 
 
-def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int) -> dict:
+def _broker(workdir: pathlib.Path, url: str, jobs: int, consumers: int,
+            prefetch: int | None = None) -> dict:
     import pika
     workdir.mkdir(parents=True, exist_ok=True)
     worker = None
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUACBRIDGE_")}
         config = workdir / "guacbridge.toml"
-        config.write_text(f"[broker]\nconcurrency = {consumers}\n")
+        config.write_text(f"[broker]\nconcurrency = {consumers}\n"
+                          + (f"prefetch = {prefetch}\n" if prefetch else ""))
         env.update({"GUACBRIDGE_AMQP_URL": url, "PYTHONPATH": str(ROOT),
                     "GUACBRIDGE_DATA_DIR": str(workdir / "data"),
                     "GUACBRIDGE_CONFIG": str(config)})

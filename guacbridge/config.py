@@ -160,6 +160,9 @@ class Settings:
     broker_concurrency: Mapping[str, int] = setting(
         "broker.concurrency", None, 2, values.concurrency,
         "Consumers per agent type: a number, or a table such as {\"*\" = 2, ovirt = 4}")
+    broker_prefetch: int = setting(
+        "broker.prefetch", None, 16, values.at_least_one,
+        "Jobs in flight per consumer; their replies may come in any order")
     broker_retry_delays: tuple[float, ...] = setting(
         "broker.retry_delays", None, [1.0, 5.0, 30.0], values.seconds_list,
         "Seconds between retries of jobs that failed for a passing reason")

@@ -157,6 +157,14 @@ def positive(value: Any) -> int:
     return n
 
 
+def at_least_one(value: Any) -> int:
+    """A number of things that must be one or more."""
+    n = int(value)
+    if n < 1:
+        raise ValueError("must be 1 or more")
+    return n
+
+
 def seconds_or_zero(value: Any) -> float:
     """Seconds from 0 to an hour."""
     n = float(value)

@@ -13,8 +13,11 @@ producer; another owner's console answers like one that does not exist, as in th
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from importlib import resources as importlib_resources
 from typing import Any
 
@@ -96,9 +99,41 @@ async def _open(consoles: Consoles, job: dict[str, Any], owner: str,
                           f"{queue_agent!r}")
     request = {k: job[k] for k in console_request.FIELDS if k in job}
     console_id = console_id_for(job["job_id"])
-    existing = await consoles.current(console_id)
-    if existing is not None and existing.owner != owner:
-        # Admin or not: a repeat is never a way to take over another producer's link. Two
-        # producers racing past this check are held by the core's own owner check (409).
-        raise JobRejected(f"job_id {job['job_id']} belongs to another producer")
-    return await consoles.open(request, owner, console_id=console_id)
+    try:
+        return await consoles.open(request, owner, console_id=console_id)
+    except ConsoleError as e:
+        # The core refuses a repeat by another owner (409) before it changes anything. Admin
+        # or not: a repeat is never a way to take over another producer's link.
+        if e.status == 409:
+            existing = await consoles.current(console_id)
+            if existing is not None and existing.owner != owner:
+                raise JobRejected(f"job_id {job['job_id']} belongs to another producer") \
+                    from None
+        raise
+
+
+class OneAtATime:
+    """Jobs with the same ``job_id`` run one after another in this process, in the order
+    they were delivered: a repeat in flight beside its first delivery (several jobs per
+    consumer, or two consumers) waits for it, then finds its console, so their replies go out
+    in the order their tokens were issued and the last one holds the token that works."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, job_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(job_id) or (asyncio.Lock(), 0)
+        self._locks[job_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[job_id]
+            if users == 1:
+                del self._locks[job_id]
+            else:
+                self._locks[job_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
