@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+from stats import ms, percentile  # noqa: E402
 from wsclient import WsClient  # noqa: E402
 
 PERIOD = 0.5                  # guacamole-common-js's PING_FREQUENCY
@@ -35,15 +36,6 @@ SLOTS = 50                    # 10 ms apart
 BATCH = 25                    # connections opened at once (the relays' listen backlog)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
 
 
 class Pool:

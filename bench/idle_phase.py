@@ -18,16 +18,11 @@ import sys
 import time
 
 import relays
+from stats import percentile
 
 BENCH = pathlib.Path(__file__).resolve().parent
 MB = 2**20
 
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
 class Client:

@@ -39,6 +39,7 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import idle_phase  # noqa: E402
 import relays  # noqa: E402
+from stats import percentile  # noqa: E402
 from wsclient import WsClient  # noqa: E402
 
 RECORDING = BENCH / "recording.guac.gz"
@@ -82,15 +83,6 @@ async def pinging(clients: list[WsClient], interval: float) -> None:
             await asyncio.sleep(interval / steps)
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
 
 
 # -- phase 1: the relay ----------------------------------------------------------------------

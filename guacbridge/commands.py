@@ -185,14 +185,23 @@ def _api_key(args: argparse.Namespace) -> str:
             pathlib.Path(args.key_file).read_text()).strip()
 
 
-def list_sessions(args: argparse.Namespace) -> int:
-    import requests
+def _service(args: argparse.Namespace, command: str) -> tuple[str, str] | None:
+    """The service's base URL and the operator's API key for a command that calls the API
+    as any API caller does; None (said on stderr) when the key file holds no key."""
     settings = config.load(path=args.config)
-    base = (args.url or settings.base_url).rstrip("/")
     key = _api_key(args)
     if not key:
-        print(f"guacbridge sessions: {args.key_file} holds no API key", file=sys.stderr)
+        print(f"guacbridge {command}: {args.key_file} holds no API key", file=sys.stderr)
+        return None
+    return (args.url or settings.base_url).rstrip("/"), key
+
+
+def list_sessions(args: argparse.Namespace) -> int:
+    import requests
+    service = _service(args, "sessions")
+    if service is None:
         return 2
+    base, key = service
     if args.kill:
         method, path = "DELETE", f"/api/v1/consoles/{args.kill}"
     elif args.events:
@@ -227,12 +236,10 @@ def screenshot(args: argparse.Namespace) -> int:
     """``GET /api/v1/consoles/{id}/screenshot`` saved to a file: the same path as any API
     caller's, so the command line sees what the portal would."""
     import requests
-    settings = config.load(path=args.config)
-    base = (args.url or settings.base_url).rstrip("/")
-    key = _api_key(args)
-    if not key:
-        print(f"guacbridge screenshot: {args.key_file} holds no API key", file=sys.stderr)
+    service = _service(args, "screenshot")
+    if service is None:
         return 2
+    base, key = service
     query = {} if args.width is None else {"width": args.width}
     try:
         # the service waits up to screenshots.timeout for a frame; a little longer here

@@ -98,6 +98,16 @@ class WithShares(JsonHandler):
     async def describe(self, console_id: str) -> dict[str, Any]:
         return await describe(self.consoles, self.recordings, console_id)
 
+    async def playback_session(self, console_id: str) -> None:
+        """The player's own requests carry its playback session, not an API key: a 403
+        unless it is a live playback session of this console."""
+        try:
+            await self.shares.by_secret(console_id,
+                                        self.request.headers.get(PLAYBACK_HEADER, ""),
+                                        modes=("playback",))
+        except Refused as e:
+            raise ConsoleError(403, e.reason) from None
+
 
 class RecordingApiHandler(WithShares):
     @answers
@@ -160,24 +170,14 @@ class PlayerSessionHandler(WithShares):
 class PlayerFileHandler(WithShares):
     @answers
     async def get(self, console_id: str, part: str) -> None:
-        try:
-            await self.shares.by_secret(console_id,
-                                        self.request.headers.get(PLAYBACK_HEADER, ""),
-                                        modes=("playback",))
-        except Refused as e:
-            raise ConsoleError(403, e.reason) from None
+        await self.playback_session(console_id)
         await send_file(self, self.recordings, console_id, int(part))
 
 
 class PlayerThumbnailHandler(WithThumbnails):
     @answers
     async def get(self, console_id: str, part: str) -> None:
-        try:
-            await self.shares.by_secret(console_id,
-                                        self.request.headers.get(PLAYBACK_HEADER, ""),
-                                        modes=("playback",))
-        except Refused as e:
-            raise ConsoleError(403, e.reason) from None
+        await self.playback_session(console_id)
         await send_thumbnail(self, self.recordings, self.thumbnails, console_id, int(part))
 
 
