@@ -4,8 +4,15 @@ guacd has no serial protocol, so for each new guacd connection of a serial conso
 :meth:`Bridges.open` opens the console's line (its opener raises SerialError when it cannot)
 and a telnet listener for that one connection: bound on ``serial.listen_address`` (an
 address guacd reaches) at a free port, it takes the first connection within
-``serial.accept_timeout`` seconds and closes; nothing else can connect to it afterwards.
-guacd is handed ``telnet`` to that listener, with the console's terminal parameters.
+``serial.accept_timeout`` seconds that gives its one-time secret, and closes; nothing else
+can connect to it afterwards. guacd is handed ``telnet`` to that listener, with the console's
+terminal parameters and the secret as its ``password``.
+
+The secret is why any local process cannot take a BMC's console by connecting first: each
+connection is greeted with ``Password:`` (what guacd's default ``password-regex`` answers), and
+only one that sends the secret, within :data:`LOGIN_TIMEOUT` seconds, gets the line (the
+prompt is then wiped from the terminal). Any other connection is closed without a byte of the
+line read or written, logged as refused, and the listener keeps waiting for guacd.
 
 Between the two, this module speaks just enough telnet for guacd's client (libtelnet):
 bytes 255 (IAC) doubled on the way out and undoubled on the way in, option requests answered
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +46,12 @@ ECHO, SGA = 1, 3
 OURS = frozenset({ECHO, SGA})        # options guacbridge's end does (WILL)
 GREETING = bytes((IAC, WILL, ECHO, IAC, WILL, SGA))
 # guacd's terminal parameters, kept in the telnet target; the rest is the line's business.
+# The login guacd's telnet client does for the listener: it types ``password`` and a CR when
+# the server's output matches ``password-regex`` (default "[Pp]assword:").
+PROMPT = b"Password: "
+WIPE = b"\r\x1b[K"                   # the prompt's line, cleared before the line's output
+LOGIN_TIMEOUT = 5.0                  # seconds a connection has to send the secret
+SECRET_MAX = 256                     # bytes: a longer first line is no secret of ours
 TERMINAL = frozenset({"color-scheme", "font-name", "font-size", "scrollback", "backspace",
                       "terminal-type", "read-only", "disable-copy", "disable-paste"})
 
@@ -139,13 +153,14 @@ class Bridges:
 
     async def open(self, console_id: str, target: Target) -> Target:
         """Open *target*'s line (SerialError when it cannot) and a listener for one guacd
-        connection; the telnet target guacd is to connect to."""
+        connection; the telnet target guacd is to connect to, with the listener's secret."""
         line = await serial.open_line(target.params, self.settings)
-        accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = \
-            asyncio.Queue(1)
-        try:     # start_server calls back per connection: the first is taken, others refused
+        secret = secrets.token_urlsafe(24)
+        admitted: asyncio.Future[Admitted] = asyncio.get_running_loop().create_future()
+        try:     # start_server calls back per connection: the first with the secret is taken
             server = await asyncio.start_server(
-                lambda r, w: _take(accepted, r, w), self.settings.serial_listen_address, 0)
+                lambda r, w: _login(console_id, secret, admitted, r, w),
+                self.settings.serial_listen_address, 0)
         except BaseException as e:
             await line.close()
             if isinstance(e, OSError):
@@ -154,28 +169,29 @@ class Bridges:
             raise
         host, port = server.sockets[0].getsockname()[:2]
         ring = self.rings.setdefault(console_id, Ring(self.settings.serial_output_bytes))
-        task = asyncio.create_task(self._serve(console_id, server, accepted, line, ring))
+        task = asyncio.create_task(self._serve(console_id, server, admitted, line, ring))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return Target("telnet", {**telnet_params(target.params), "hostname": host,
-                                 "port": str(port)})
+                                 "port": str(port), "password": secret,
+                                 "password-regex": "[Pp]assword:"})
 
     async def _serve(self, console_id: str, server: asyncio.Server,
-                     accepted: asyncio.Queue[tuple[asyncio.StreamReader,
-                                                   asyncio.StreamWriter]],
-                     line: SerialLine, ring: Ring) -> None:
+                     admitted: asyncio.Future[Admitted], line: SerialLine,
+                     ring: Ring) -> None:
         try:
             try:
-                reader, writer = await asyncio.wait_for(
-                    accepted.get(), self.settings.serial_accept_timeout)
+                guacd = await asyncio.wait_for(asyncio.shield(admitted),
+                                               self.settings.serial_accept_timeout)
             except TimeoutError:
+                admitted.cancel()         # a login still under way is refused
                 log.warning("console %s: guacd did not connect to the serial bridge within"
                             " %d s; the line is closed", console_id,
                             self.settings.serial_accept_timeout)
                 return
             finally:
                 server.close()
-            await relay(line, reader, writer, ring)
+            await relay(line, guacd.reader, guacd.writer, ring, guacd.unframer, guacd.rest)
             log.info("console %s: serial line ended: %s", console_id,
                      line.reason or "guacd disconnected")
         finally:
@@ -190,12 +206,65 @@ class Bridges:
             self.rings.pop(body["id"], None)
 
 
-def _take(accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
-          reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        accepted.put_nowait((reader, writer))
-    except asyncio.QueueFull:         # one connection only
+class Admitted:
+    """The connection that gave the listener's secret: its streams, its telnet state, and
+    what it sent after the secret's line (for the serial line)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 unframer: Unframer, rest: bytes) -> None:
+        self.reader, self.writer, self.unframer, self.rest = reader, writer, unframer, rest
+
+
+async def _login(console_id: str, secret: str, admitted: asyncio.Future[Admitted],
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One connection to a listener: admitted when its first line is *secret*, else closed
+    (the line untouched) and logged as refused, never with what it sent."""
+    if admitted.done():               # one connection only
         writer.close()
+        return
+    unframer = Unframer()
+    given: bytes | None = None
+    rest = b""
+    with contextlib.suppress(OSError, TimeoutError):
+        writer.write(GREETING + PROMPT)
+        given, rest = await asyncio.wait_for(_first_line(reader, writer, unframer),
+                                             LOGIN_TIMEOUT)
+    if given is None or not secrets.compare_digest(given, secret.encode()):
+        refused = "no or a wrong secret"
+    elif admitted.done():
+        refused = "the line is no longer waiting"
+    else:
+        writer.write(WIPE)
+        admitted.set_result(Admitted(reader, writer, unframer, rest))
+        return
+    peer = writer.get_extra_info("peername")
+    log.warning("console %s: refused a connection to the serial bridge from %s: %s",
+                console_id, peer[0] if peer else "?", refused)
+    writer.close()
+
+
+async def _first_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      unframer: Unframer) -> tuple[bytes | None, bytes]:
+    """(the first line guacd sent, what came after it); None when it hung up or sent more
+    than :data:`SECRET_MAX` bytes without a line's end."""
+    got = bytearray()
+    while True:
+        chunk = await reader.read(1024)
+        if not chunk:
+            return None, b""
+        data, answer = unframer.feed(chunk)
+        if answer:
+            writer.write(answer)
+        got += data
+        ends = [i for i in (got.find(b"\r"), got.find(b"\n")) if i >= 0]
+        if ends:
+            end = min(ends)
+            rest = bytes(got[end + 1:])
+            if got[end:end + 1] == b"\r" and rest[:1] == b"\n":
+                rest = rest[1:]
+            return bytes(got[:end]), rest
+        if len(got) > SECRET_MAX:
+            return None, b""
 
 
 def telnet_params(params: Mapping[str, str]) -> dict[str, str]:
@@ -207,11 +276,13 @@ def telnet_params(params: Mapping[str, str]) -> dict[str, str]:
 
 
 async def relay(line: SerialLine, reader: asyncio.StreamReader,
-                writer: asyncio.StreamWriter, ring: Ring) -> None:
-    """Bytes both ways between *line* and guacd's telnet connection until either ends; the
-    line's reason goes to the terminal when the line ended first."""
-    unframer = Unframer()
-    writer.write(GREETING)
+                writer: asyncio.StreamWriter, ring: Ring, unframer: Unframer,
+                rest: bytes = b"") -> None:
+    """Bytes both ways between *line* and guacd's telnet connection (greeted and logged in
+    already, *rest* what it sent after its secret) until either ends; the line's reason
+    goes to the terminal when the line ended first."""
+    if rest:
+        await line.write(rest)
 
     async def from_guacd() -> None:
         while True:

@@ -1,5 +1,6 @@
 """The serial bridge (serial_bridge.py) over real sockets: a serial console's connection
-becomes a one-connection telnet listener that speaks telnet as guacd's client expects (255
+becomes a one-connection telnet listener, taken only by the connection that gives its one-time
+secret (what guacd types at its "Password:"), that speaks telnet as guacd's client expects (255
 doubled, options answered, subnegotiations dropped), relays both ways, says why the line
 ended, keeps the line's last output while the console lives; the policy judges the line's
 real far end before the line is opened."""
@@ -76,6 +77,16 @@ async def read_until(reader, wanted: bytes, timeout=5.0) -> bytes:
     return seen
 
 
+async def log_in(target, secret=None, then=b""):
+    """A connection to *target*'s listener that answers its prompt as guacd does (with
+    *secret*, the target's own by default); its streams and what came before the prompt."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(target.params["port"]))
+    greeting = await read_until(reader, b"Password: ")
+    writer.write((target.params["password"] if secret is None else secret).encode()
+                 + b"\r\x00" + then)
+    return reader, writer, greeting
+
+
 def test_telnet_255_is_doubled_out_and_undoubled_in():
     assert escape(b"a\xffb") == b"a\xff\xffb"
     data, answer = Unframer().feed(b"x\xff\xffy")
@@ -114,17 +125,19 @@ def test_a_serial_console_is_a_one_connection_telnet_listener_relaying_both_ways
         target = await parts.targets.for_connection(grant)
         assert target.protocol == "telnet"
         assert target.params["hostname"] == "127.0.0.1" and target.params["font-size"] == "14"
-        # the line's far end and login are the line's, never guacd's
-        assert {"username", "password", "line"}.isdisjoint(target.params)
+        # the line's far end and login are the line's, never guacd's: guacd's password is
+        # the listener's one-time secret
+        assert {"username", "line"}.isdisjoint(target.params)
+        assert target.params["password"] != TARGET["password"]
+        assert target.params["password-regex"] == "[Pp]assword:"
         line = lines[-1]
         assert line.params["hostname"] == "10.0.0.9" and line.params["password"]
-        reader, writer = await asyncio.open_connection("127.0.0.1",
-                                                       int(target.params["port"]))
-        assert await read_until(reader, bytes((IAC, WILL, 3))) == \
-            bytes((IAC, WILL, 1, IAC, WILL, 3))
+        reader, writer, greeting = await log_in(target, then=b"e")
+        assert greeting == bytes((IAC, WILL, 1, IAC, WILL, 3)) + b"Password: "
+        assert await read_until(reader, b"\x1b[K") == b"\r\x1b[K"     # the prompt wiped
         line.incoming.put_nowait(b"login: \xff")
         assert await read_until(reader, b"\xff\xff") == b"login: \xff\xff"
-        writer.write(b"echo hi\r\x00" + bytes((IAC, WILL, NAWS)))
+        writer.write(b"cho hi\r\x00" + bytes((IAC, WILL, NAWS)))
         assert await read_until(reader, bytes((IAC, DONT, NAWS))) == bytes((IAC, DONT, NAWS))
         assert bytes(line.written) == b"echo hi\r"
         # a second connection to the same listener gets nothing
@@ -148,9 +161,8 @@ def test_the_line_closes_when_guacd_hangs_up_or_never_comes(parts, lines):
         reply = await parts.consoles.open({"target": TARGET}, owner="portal")
         grant = parts.store.get(reply["id"])
         target = await parts.targets.for_connection(grant)
-        reader, writer = await asyncio.open_connection("127.0.0.1",
-                                                       int(target.params["port"]))
-        await read_until(reader, bytes((IAC, WILL, 3)))
+        reader, writer, _ = await log_in(target)
+        await read_until(reader, b"\x1b[K")
         writer.close()
         for _ in range(50):
             if lines[-1].closed:
@@ -161,6 +173,41 @@ def test_the_line_closes_when_guacd_hangs_up_or_never_comes(parts, lines):
         await asyncio.sleep(1.5)
         assert lines[-1].closed
     asyncio.run(scenario())
+
+
+def test_a_connection_without_the_secret_gets_nothing_of_the_line_and_guacd_still_does(
+        parts, lines, caplog):
+    async def scenario():
+        reply = await parts.consoles.open({"target": TARGET}, owner="portal")
+        target = await parts.targets.for_connection(parts.store.get(reply["id"]))
+        secret, port = target.params["password"], int(target.params["port"])
+        line = lines[-1]
+        line.incoming.put_nowait(b"BMC console: root# ")
+        # a local process that comes first: one that waits, one with a wrong secret
+        waiting_r, waiting_w = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer, _ = await log_in(target, secret="guess-" + secret[6:], then=b"reboot\r")
+        assert await asyncio.wait_for(reader.read(), 5) == b""   # closed: nothing of the line
+        assert await read_until(waiting_r, b"Password: ") == \
+            bytes((IAC, WILL, 1, IAC, WILL, 3)) + b"Password: "
+        assert line.incoming.qsize() == 1 and not line.written and not line.closed
+        # guacd, with the secret, still gets the line, the squatter still connected
+        reader, writer, _ = await log_in(target)
+        assert b"BMC console: root# " in await read_until(reader, b"root# ")
+        writer.write(b"id\r")
+        for _ in range(50):
+            if line.written:
+                break
+            await asyncio.sleep(0.05)
+        assert bytes(line.written) == b"id\r"                  # no "reboot", no secret
+        assert await asyncio.wait_for(waiting_r.read(), 7) == b""   # its login timed out
+        waiting_w.close()
+        writer.close()
+        return secret
+    with caplog.at_level("DEBUG"):
+        secret = asyncio.run(scenario())
+    refused = [r.getMessage() for r in caplog.records if "refused a connection" in r.message]
+    assert len(refused) == 2 and "wrong secret" in refused[0]
+    assert secret not in caplog.text and secret[6:] not in caplog.text
 
 
 def test_the_policy_judges_the_lines_far_end_before_the_line_opens(parts, lines,
