@@ -84,8 +84,9 @@ def targets(result: dict) -> list[tuple[str, str, bool | None]]:
             out.append((f"POST /api/v1/consoles p99 ≤ 10 ms ({label})", f"{p99:.1f} ms",
                         p99 <= 10))
     if "jobs_per_s" in prov.get("broker", {}):
-        out.append(("≥ 500 broker jobs/s", f"{prov['broker']['jobs_per_s']:.0f}/s",
-                    prov["broker"]["jobs_per_s"] >= 500))
+        b = prov["broker"]
+        out.append((f"≥ 1,000 broker jobs/s with {b.get('consumers', 2)} consumers",
+                    f"{b['jobs_per_s']:.0f}/s", b["jobs_per_s"] >= 1000))
     return out
 
 
