@@ -58,6 +58,15 @@ class Engine:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{API}"
 
+    def agent_config(self, location: str = "ams1", **more: str | int) -> str:
+        """The guacbridge.toml table of an oVirt agent location on this engine, with its
+        login, and *more* of the location's settings (strings quoted, numbers not)."""
+        lines = [f"[agents.ovirt.{location}]", f'url = "{self.url}"',
+                 f'username = "{self.username}"', f'password = "{self.password}"']
+        lines += [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}"
+                  for k, v in more.items()]
+        return "\n".join(lines) + "\n"
+
     def add_vm(self, name: str, status: str = "up", address: str = "192.0.2.10",
                port: int = 5900, host: str | None = None, serial: bool = False) -> dict:
         vm = {"id": str(__import__("uuid").uuid4()), "name": name, "status": status,

@@ -32,8 +32,7 @@ def ovirt(guacd, tmp_path_factory):
     engine = Engine()
     engine.on_ticket = lambda vm, value, expiry: leaks.remember(value)
     conf = workdir / "guacbridge.toml"
-    conf.write_text(f'[agents.ovirt.ams1]\nurl = "{engine.url}"\nusername = "admin@internal"\n'
-                    f'password = "secret"\nticket_seconds = {TICKET_SECONDS}\n')
+    conf.write_text(engine.agent_config(ticket_seconds=TICKET_SECONDS))
     service = start_service(workdir / "svc", f"{guacd.host}:{guacd.port}",
                             GUACBRIDGE_CONFIG=str(conf))
     yield service, engine

@@ -41,10 +41,8 @@ def ovirt_serial(guacd, vmconsole_proxy, tmp_path_factory):
     conf.write_text(
         f'[vmconsole]\nkey_file = "{vmconsole_proxy["key"]}"\n'
         f'known_hosts = "{vmconsole_proxy["known_hosts"]}"\nuser = "{vmconsole_proxy["user"]}"\n'
-        f'[agents.ovirt.ams1]\nurl = "{engine.url}"\n'
-        'username = "admin@internal"\npassword = "secret"\n'
-        f'vmconsole_host = "{vmconsole_proxy["host"]}"\n'
-        f'vmconsole_port = {vmconsole_proxy["port"]}\n')
+        + engine.agent_config(vmconsole_host=vmconsole_proxy["host"],
+                              vmconsole_port=vmconsole_proxy["port"]))
     service = start_service(workdir / "svc", f"{guacd.host}:{guacd.port}",
                             GUACBRIDGE_CONFIG=str(conf))
     yield service, vm

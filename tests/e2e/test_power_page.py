@@ -31,8 +31,7 @@ def ovirt_console(guacd, tmp_path_factory):
             check=True).stdout)
     engine.on_ticket = ticket_is_the_vnc_password
     conf = workdir / "guacbridge.toml"
-    conf.write_text(f'[agents.ovirt.ams1]\nurl = "{engine.url}"\n'
-                    'username = "admin@internal"\npassword = "secret"\n')
+    conf.write_text(engine.agent_config())
     service = start_service(workdir / "svc", f"{guacd.host}:{guacd.port}",
                             GUACBRIDGE_CONFIG=str(conf))
     yield service, engine

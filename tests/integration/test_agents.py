@@ -257,8 +257,7 @@ def test_an_ovirt_job_on_the_broker_ends_in_a_console_opened_with_the_ticket(
                 check=True).stdout)
         engine.on_ticket = ticket_is_the_vnc_password
         conf = tmp_path / "guacbridge.toml"
-        conf.write_text(f'[agents.ovirt.ams1]\nurl = "{engine.url}"\n'
-                        'username = "admin@internal"\npassword = "secret"\n')
+        conf.write_text(engine.agent_config())
         amqp = rabbitmq.new_vhost()
         service = start_service(tmp_path / "svc", f"{guacd.host}:{guacd.port}",
                                 GUACBRIDGE_CONFIG=str(conf), GUACBRIDGE_AMQP_URL=amqp)

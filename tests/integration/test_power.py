@@ -49,8 +49,7 @@ def powered(guacd, engine, bmc_sim, rabbitmq, keys, tmp_path_factory):
                                                 frozenset(SCOPES[name]))) for name in SCOPES]
     conf = workdir / "guacbridge.toml"
     conf.write_text(
-        f'[agents.ovirt.ams1]\nurl = "{engine.url}"\nusername = "admin@internal"\n'
-        'password = "secret"\n\n'
+        engine.agent_config() + "\n"
         '[agents.bmc.servers.web-12]\nvendor = "idrac"\naddress = "127.0.0.1"\n'
         f'password = "vnc-pw"\nipmi = true\nipmi_port = {bmc_sim.port}\n'
         f'ipmi_username = "{bmc_sim.username}"\nipmi_password = "{bmc_sim.password}"\n\n'

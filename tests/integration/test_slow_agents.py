@@ -33,9 +33,7 @@ def test_a_hanging_ovirt_engine_answers_504_and_other_consoles_keep_opening(
         engine, guacd, tmp_path):
     vm = engine.add_vm("web-12", address="10.1.2.4")
     conf = tmp_path / "guacbridge.toml"
-    conf.write_text("[limits]\nagent_timeout = 2\n"
-                    f'[agents.ovirt.ams1]\nurl = "{engine.url}"\n'
-                    'username = "admin@internal"\npassword = "secret"\ntimeout = 60\n')
+    conf.write_text("[limits]\nagent_timeout = 2\n" + engine.agent_config(timeout=60))
     service = start_service(tmp_path / "svc", f"{guacd.host}:{guacd.port}",
                             GUACBRIDGE_CONFIG=str(conf))
     ovirt = {"agent": "ovirt", "location": "ams1", "vm": vm["id"]}
